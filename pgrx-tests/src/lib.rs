@@ -1,0 +1,1 @@
+//! Harness for tests against a real server; see tests/.

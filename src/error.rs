@@ -1,0 +1,298 @@
+//! Every error the extension raises, with its SQLSTATE, message, DETAIL and HINT in one place.
+
+use std::fmt;
+
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use pgrx::prelude::*;
+
+use crate::version::{MAX_NAME_LEN, MAX_PROJECT_LEN, MAX_VERSION_LEN};
+
+/// Which of a migration's two bodies a statement belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    Up,
+    Down,
+}
+
+impl fmt::Display for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Body::Up => "up",
+            Body::Down => "down",
+        })
+    }
+}
+
+/// A spot inside a body; numbers are 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    Whole,
+    Line(usize),
+    Statement { number: usize, line: usize },
+}
+
+/// Where in which migration something happened, for DETAIL lines.
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub project: String,
+    pub version: String,
+    pub name: String,
+    pub body: Body,
+    pub position: Position,
+}
+
+impl Place {
+    pub fn at(&self, position: Position) -> Place {
+        Place {
+            position,
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Position::Whole => write!(f, "The {} body", self.body)?,
+            Position::Line(line) => write!(f, "Line {line} of the {} body", self.body)?,
+            Position::Statement { number, line } => write!(
+                f,
+                "Statement {number} (line {line}) of the {} body",
+                self.body
+            )?,
+        }
+        write!(f, " of migration \"{}\" ({})", self.version, self.name)?;
+        if self.project != crate::DEFAULT_PROJECT {
+            write!(f, " in project \"{}\"", self.project)?;
+        }
+        f.write_str(".")
+    }
+}
+
+/// What pgrx keeps of an error the server raised and we caught.
+#[derive(Debug)]
+pub struct ServerError {
+    pub code: PgSqlErrorCode,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl From<&CaughtError> for ServerError {
+    fn from(caught: &CaughtError) -> Self {
+        let (CaughtError::PostgresError(report)
+        | CaughtError::ErrorReport(report)
+        | CaughtError::RustPanic {
+            ereport: report, ..
+        }) = caught;
+        ServerError {
+            code: report.sql_error_code(),
+            message: report.message().to_owned(),
+            detail: report.detail().map(str::to_owned),
+            hint: report.hint().map(str::to_owned),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum MigrateError {
+    NullArgument {
+        argument: &'static str,
+    },
+    InvalidVersion {
+        version: String,
+    },
+    InvalidProject {
+        project: String,
+    },
+    InvalidName {
+        name: String,
+    },
+    NegativeSteps {
+        steps: i32,
+    },
+    EmptyBody {
+        place: Place,
+    },
+    MetaCommand {
+        command: String,
+        place: Place,
+    },
+    RefusedStatement {
+        statement: &'static str,
+        hint: &'static str,
+        place: Place,
+    },
+    ScriptLayout {
+        problem: String,
+    },
+    VersionCollision {
+        project: String,
+        version: String,
+        registered: String,
+    },
+    AppliedBodyChanged {
+        project: String,
+        version: String,
+        applied: String,
+        new: String,
+    },
+    UnknownVersion {
+        project: String,
+        version: String,
+    },
+    OutOfOrder {
+        project: String,
+        versions: Vec<String>,
+        highest: String,
+    },
+    MissingDownBody {
+        project: String,
+        versions: Vec<String>,
+    },
+    IsolationLevel {
+        function: &'static str,
+        level: &'static str,
+    },
+    Nested {
+        function: &'static str,
+    },
+    UnknownRegistrant {
+        role: String,
+        place: Place,
+    },
+    /// A body failed: the server's own error, kept as it was, with the place added.
+    BodyFailed {
+        error: ServerError,
+        place: Place,
+    },
+    Spi(pgrx::spi::Error),
+}
+
+impl From<pgrx::spi::Error> for MigrateError {
+    fn from(error: pgrx::spi::Error) -> Self {
+        MigrateError::Spi(error)
+    }
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn in_project(project: &str) -> String {
+    if project == crate::DEFAULT_PROJECT {
+        String::new()
+    } else {
+        format!(" in project \"{project}\"")
+    }
+}
+
+impl From<MigrateError> for ErrorReport {
+    fn from(error: MigrateError) -> Self {
+        use MigrateError::*;
+        use PgSqlErrorCode::*;
+        let report = |code, message: String| ErrorReport::new(code, message, "migrate");
+        match error {
+            NullArgument { argument } => report(ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{argument} must not be null")),
+            InvalidVersion { version } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration version \"{version}\""))
+                .set_detail(format!(
+                    "A version has 1 to {MAX_VERSION_LEN} letters, digits, \".\", \"_\" and \"-\", and starts with a letter or digit."
+                ))
+                .set_hint("Timestamps such as 20260115120000 or numbers such as 0001 work well."),
+            InvalidProject { project } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid project name \"{project}\""))
+                .set_detail(format!(
+                    "A project name has 1 to {MAX_PROJECT_LEN} letters, digits, \".\", \"_\" and \"-\", and starts with a letter or digit."
+                )),
+            InvalidName { name } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration name \"{name}\""))
+                .set_detail(format!("A migration name is not blank and has at most {MAX_NAME_LEN} characters.")),
+            NegativeSteps { steps } => {
+                report(ERRCODE_INVALID_PARAMETER_VALUE, format!("steps must not be negative, got {steps}"))
+            }
+            EmptyBody { place } => report(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("the {} body of migration \"{}\" has no SQL statement", place.body, place.version),
+            )
+            .set_detail(place.to_string())
+            .set_hint(match place.body {
+                Body::Up => "Give the migration at least one statement.",
+                Body::Down => "Pass NULL as the down body of a migration that has none.",
+            }),
+            MetaCommand { command, place } => {
+                report(ERRCODE_SYNTAX_ERROR, format!("psql meta-command \"{command}\" is not SQL"))
+                    .set_detail(place.to_string())
+                    .set_hint("Bodies run as SQL inside the server, where psql is not present; remove psql meta-commands.")
+            }
+            RefusedStatement { statement, hint, place } => {
+                report(ERRCODE_FEATURE_NOT_SUPPORTED, format!("{statement} cannot run inside a migration"))
+                    .set_detail(place.to_string())
+                    .set_hint(hint)
+            }
+            ScriptLayout { problem } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration script: {problem}"))
+                .set_hint("A script has a \"-- migrate:up\" line, the up SQL, and optionally a \"-- migrate:down\" line and the down SQL."),
+            VersionCollision { project, version, registered } => report(
+                ERRCODE_DUPLICATE_OBJECT,
+                format!("version \"{version}\" collides with registered version \"{registered}\"{}", in_project(&project)),
+            )
+            .set_detail("Versions compare digit runs as numbers, so both versions have the same place in the order.")
+            .set_hint(format!("Register the migration as \"{registered}\", or give it a different version.")),
+            AppliedBodyChanged { project, version, applied, new } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("cannot change the up body of applied migration \"{version}\"{}", in_project(&project)),
+            )
+            .set_detail(format!("Applied checksum {applied}, new checksum {new}."))
+            .set_hint("Register the change as a new migration, or revert this one with migrate.down() first."),
+            UnknownVersion { project, version } => report(
+                ERRCODE_UNDEFINED_OBJECT,
+                format!("migration \"{version}\" is not registered{}", in_project(&project)),
+            )
+            .set_hint("migrate.status() lists the registered migrations."),
+            OutOfOrder { project, versions, highest } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("pending migrations are older than applied migration \"{highest}\"{}", in_project(&project)),
+            )
+            .set_detail(format!("Out of order: {}.", quoted_list(&versions)))
+            .set_hint("Give them versions above the applied ones, or SET migrate.allow_out_of_order = on to apply them anyway."),
+            MissingDownBody { project, versions } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("cannot revert migrations without a down body{}", in_project(&project)),
+            )
+            .set_detail(format!("No down body: {}. Nothing was reverted.", quoted_list(&versions)))
+            .set_hint("Register them again with a down body, or revert fewer migrations."),
+            IsolationLevel { function, level } => report(
+                ERRCODE_INVALID_TRANSACTION_STATE,
+                format!("{function} must run in a READ COMMITTED transaction"),
+            )
+            .set_detail(format!(
+                "The transaction is {level}: its snapshot could not see what a runner it waited for has applied."
+            ))
+            .set_hint("Call it outside an explicit transaction block, or begin the transaction with ISOLATION LEVEL READ COMMITTED."),
+            Nested { function } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("{function} cannot be called from a migration body"),
+            )
+            .set_hint("Migration bodies must not register, apply or revert migrations."),
+            UnknownRegistrant { role, place } => report(
+                ERRCODE_UNDEFINED_OBJECT,
+                format!("role \"{role}\" that registered migration \"{}\" does not exist", place.version),
+            )
+            .set_detail(place.to_string())
+            .set_hint("Bodies run as the role that registered them; register the migration again as an existing role."),
+            BodyFailed { error, place } => {
+                let detail = match error.detail {
+                    Some(detail) => format!("{detail}\n{place}"),
+                    None => place.to_string(),
+                };
+                let report = report(error.code, error.message).set_detail(detail);
+                match error.hint {
+                    Some(hint) => report.set_hint(hint),
+                    None => report,
+                }
+            }
+            Spi(error) => report(ERRCODE_INTERNAL_ERROR, format!("migrate bookkeeping failed: {error}")),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! `migrations`: PostgreSQL as its own schema-migration runner. Migrations and their history
+//! live in tables of schema `migrate`; `SELECT migrate.up()` applies what is pending.
+
+mod api;
+mod error;
+mod gucs;
+mod parse;
+mod registry;
+mod runner;
+mod script;
+mod session;
+mod store;
+mod version;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!(name, version);
+
+/// The project a call works on when it names none.
+pub(crate) const DEFAULT_PROJECT: &str = "default";
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", bootstrap);
+pgrx::extension_sql_file!("../sql/finalize.sql", finalize);
+
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+/// Hooks of the `#[pg_test]` harness.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,312 @@
+//! Reads bodies with the server's own parser: splits them into statements with their line
+//! numbers, and refuses what PostgreSQL cannot run inside a function.
+
+use std::cell::Cell;
+use std::ffi::{CStr, CString, c_void};
+
+use pgrx::PgList;
+use pgrx::PgMemoryContexts;
+use pgrx::pg_sys::{self, NodeTag};
+use pgrx::prelude::*;
+
+use crate::error::{MigrateError, Place, Position, ServerError};
+
+/// One top-level statement of a body, as a byte range of the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub start: usize,
+    pub end: usize,
+    /// The line of the statement's first token (leading comments skipped).
+    pub line: usize,
+}
+
+/// Splits `sql` into its top-level statements. Fails, naming `place` with a statement and line,
+/// on a syntax error, a psql meta-command, a body without statements, or a statement that cannot
+/// run inside a function.
+pub fn statements(sql: &str, place: &Place) -> Result<Vec<Statement>, MigrateError> {
+    // Text from SQL never holds NUL; the parser still needs its own copy to be terminated.
+    let c_sql = CString::new(sql).expect("text values hold no NUL bytes");
+    let mut parser_memory = PgMemoryContexts::new("migrate body parser");
+    // SAFETY: nothing allocated in the parser's context outlives it: statements are byte ranges.
+    let parsed = unsafe { parser_memory.switch_to(|_| split(sql, &c_sql, place)) }?;
+    if parsed.is_empty() {
+        return Err(MigrateError::EmptyBody {
+            place: place.clone(),
+        });
+    }
+    Ok(parsed)
+}
+
+fn split(sql: &str, c_sql: &CStr, place: &Place) -> Result<Vec<Statement>, MigrateError> {
+    let trees = raw_parse(c_sql).map_err(|error| parse_failure(sql, error, place))?;
+    let mut statements = Vec::new();
+    // SAFETY: raw_parser returns a List of RawStmt nodes, alive while the current context is.
+    for (index, raw) in unsafe { PgList::<pg_sys::RawStmt>::from_pg(trees) }
+        .iter_ptr()
+        .enumerate()
+    {
+        let (location, length, node) =
+            unsafe { ((*raw).stmt_location as usize, (*raw).stmt_len, (*raw).stmt) };
+        let end = if length == 0 {
+            sql.len()
+        } else {
+            location + length as usize
+        };
+        let line = line_of(sql, first_token(sql, location));
+        let position = Position::Statement {
+            number: index + 1,
+            line,
+        };
+        if let Some((statement, hint)) = unsafe { refusal(node) } {
+            return Err(MigrateError::RefusedStatement {
+                statement,
+                hint,
+                place: place.at(position),
+            });
+        }
+        statements.push(Statement {
+            start: location,
+            end,
+            line,
+        });
+    }
+    Ok(statements)
+}
+
+thread_local! {
+    /// Cursor position of the error being raised, caught by `remember_error_position`; pgrx keeps
+    /// only the code and texts of a caught error.
+    static ERROR_POSITION: Cell<i32> = const { Cell::new(0) };
+}
+
+unsafe extern "C-unwind" fn remember_error_position(_arg: *mut c_void) {
+    ERROR_POSITION.set(unsafe { pg_sys::geterrposition() });
+}
+
+struct ParseError {
+    error: ServerError,
+    /// 1-based character position, 0 when unknown.
+    position: i32,
+}
+
+fn raw_parse(sql: &CStr) -> Result<*mut pg_sys::List, ParseError> {
+    ERROR_POSITION.set(0);
+    let mut callback = pg_sys::ErrorContextCallback {
+        previous: unsafe { pg_sys::error_context_stack },
+        callback: Some(remember_error_position),
+        arg: std::ptr::null_mut(),
+    };
+    unsafe { pg_sys::error_context_stack = &mut callback };
+    let result = PgTryBuilder::new(|| {
+        Ok(unsafe { pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) })
+    })
+    .catch_others(|caught| {
+        Err(ParseError {
+            error: ServerError::from(&caught),
+            position: ERROR_POSITION.get(),
+        })
+    })
+    .execute();
+    unsafe { pg_sys::error_context_stack = callback.previous };
+    result
+}
+
+fn parse_failure(sql: &str, error: ParseError, place: &Place) -> MigrateError {
+    let offset = usize::try_from(error.position - 1)
+        .ok()
+        .and_then(|chars| sql.char_indices().nth(chars))
+        .map(|(offset, _)| offset);
+    let Some(offset) = offset else {
+        return MigrateError::BodyFailed {
+            error: error.error,
+            place: place.clone(),
+        };
+    };
+    let place = place.at(Position::Line(line_of(sql, offset)));
+    if sql[offset..].starts_with('\\') {
+        let command = sql[offset..]
+            .split(|c: char| c.is_whitespace())
+            .next()
+            .unwrap_or("\\")
+            .to_owned();
+        return MigrateError::MetaCommand { command, place };
+    }
+    MigrateError::BodyFailed {
+        error: error.error,
+        place,
+    }
+}
+
+fn line_of(sql: &str, offset: usize) -> usize {
+    1 + sql.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
+/// Skips white space and comments from `offset`: a statement's location includes whatever
+/// follows the previous semicolon.
+fn first_token(sql: &str, mut offset: usize) -> usize {
+    let bytes = sql.as_bytes();
+    loop {
+        while offset < bytes.len() && bytes[offset].is_ascii_whitespace() {
+            offset += 1;
+        }
+        if bytes[offset..].starts_with(b"--") {
+            while offset < bytes.len() && bytes[offset] != b'\n' {
+                offset += 1;
+            }
+        } else if bytes[offset..].starts_with(b"/*") {
+            let mut depth = 0;
+            while offset < bytes.len() {
+                if bytes[offset..].starts_with(b"/*") {
+                    depth += 1;
+                    offset += 2;
+                } else if bytes[offset..].starts_with(b"*/") {
+                    depth -= 1;
+                    offset += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    offset += 1;
+                }
+            }
+        } else {
+            return offset;
+        }
+    }
+}
+
+const HINT_TRANSACTION: &str =
+    "Each migration runs inside the caller's transaction; remove transaction control statements.";
+const HINT_CONCURRENTLY: &str = "Each migration runs inside a transaction, where CONCURRENTLY is impossible; leave out CONCURRENTLY, or run the statement from a client outside migrate.";
+const HINT_VACUUM: &str =
+    "Run VACUUM from a client after migrating; ANALYZE works inside a migration.";
+const HINT_COPY: &str = "Bodies run inside the server, where no client streams data; use INSERT, or COPY from a file on the server.";
+const HINT_TOP_LEVEL: &str = "PostgreSQL runs this statement only outside a transaction block; run it from a client outside migrate.";
+
+/// The statements PostgreSQL refuses inside a function (they call `PreventInTransactionBlock`
+/// or need the client), with the hint to give.
+///
+/// # Safety
+/// `node` must be a valid raw parse tree node.
+unsafe fn refusal(node: *mut pg_sys::Node) -> Option<(&'static str, &'static str)> {
+    unsafe {
+        match (*node).type_ {
+            NodeTag::T_TransactionStmt => {
+                use pg_sys::TransactionStmtKind::*;
+                let statement = match (*(node as *mut pg_sys::TransactionStmt)).kind {
+                    TRANS_STMT_BEGIN => "BEGIN",
+                    TRANS_STMT_START => "START TRANSACTION",
+                    TRANS_STMT_COMMIT => "COMMIT",
+                    TRANS_STMT_ROLLBACK => "ROLLBACK",
+                    TRANS_STMT_SAVEPOINT => "SAVEPOINT",
+                    TRANS_STMT_RELEASE => "RELEASE SAVEPOINT",
+                    TRANS_STMT_ROLLBACK_TO => "ROLLBACK TO SAVEPOINT",
+                    TRANS_STMT_PREPARE => "PREPARE TRANSACTION",
+                    TRANS_STMT_COMMIT_PREPARED => "COMMIT PREPARED",
+                    _ => "ROLLBACK PREPARED",
+                };
+                Some((statement, HINT_TRANSACTION))
+            }
+            NodeTag::T_IndexStmt if (*(node as *mut pg_sys::IndexStmt)).concurrent => {
+                Some(("CREATE INDEX CONCURRENTLY", HINT_CONCURRENTLY))
+            }
+            NodeTag::T_DropStmt if (*(node as *mut pg_sys::DropStmt)).concurrent => {
+                Some(("DROP INDEX CONCURRENTLY", HINT_CONCURRENTLY))
+            }
+            NodeTag::T_ReindexStmt => {
+                use pg_sys::ReindexObjectType::*;
+                let reindex = node as *mut pg_sys::ReindexStmt;
+                if option_is_on((*reindex).params, c"concurrently") {
+                    Some(("REINDEX CONCURRENTLY", HINT_CONCURRENTLY))
+                } else {
+                    match (*reindex).kind {
+                        REINDEX_OBJECT_SCHEMA => Some(("REINDEX SCHEMA", HINT_TOP_LEVEL)),
+                        REINDEX_OBJECT_SYSTEM => Some(("REINDEX SYSTEM", HINT_TOP_LEVEL)),
+                        REINDEX_OBJECT_DATABASE => Some(("REINDEX DATABASE", HINT_TOP_LEVEL)),
+                        _ => None,
+                    }
+                }
+            }
+            NodeTag::T_VacuumStmt if (*(node as *mut pg_sys::VacuumStmt)).is_vacuumcmd => {
+                Some(("VACUUM", HINT_VACUUM))
+            }
+            NodeTag::T_AlterSystemStmt => Some(("ALTER SYSTEM", HINT_TOP_LEVEL)),
+            NodeTag::T_CreatedbStmt => Some(("CREATE DATABASE", HINT_TOP_LEVEL)),
+            NodeTag::T_DropdbStmt => Some(("DROP DATABASE", HINT_TOP_LEVEL)),
+            NodeTag::T_AlterDatabaseStmt
+                if has_option(
+                    (*(node as *mut pg_sys::AlterDatabaseStmt)).options,
+                    c"tablespace",
+                ) =>
+            {
+                Some(("ALTER DATABASE SET TABLESPACE", HINT_TOP_LEVEL))
+            }
+            NodeTag::T_CreateTableSpaceStmt => Some(("CREATE TABLESPACE", HINT_TOP_LEVEL)),
+            NodeTag::T_DropTableSpaceStmt => Some(("DROP TABLESPACE", HINT_TOP_LEVEL)),
+            NodeTag::T_CreateSubscriptionStmt => Some(("CREATE SUBSCRIPTION", HINT_TOP_LEVEL)),
+            NodeTag::T_ClusterStmt if (*(node as *mut pg_sys::ClusterStmt)).relation.is_null() => {
+                Some(("CLUSTER without a table", HINT_TOP_LEVEL))
+            }
+            NodeTag::T_DiscardStmt
+                if (*(node as *mut pg_sys::DiscardStmt)).target
+                    == pg_sys::DiscardMode::DISCARD_ALL =>
+            {
+                Some(("DISCARD ALL", HINT_TOP_LEVEL))
+            }
+            NodeTag::T_AlterTableStmt
+                if detaches_concurrently(node as *mut pg_sys::AlterTableStmt) =>
+            {
+                Some((
+                    "ALTER TABLE DETACH PARTITION CONCURRENTLY",
+                    HINT_CONCURRENTLY,
+                ))
+            }
+            NodeTag::T_CopyStmt => {
+                let copy = node as *mut pg_sys::CopyStmt;
+                match (
+                    (*copy).filename.is_null() && !(*copy).is_program,
+                    (*copy).is_from,
+                ) {
+                    (true, true) => Some(("COPY FROM STDIN", HINT_COPY)),
+                    (true, false) => Some(("COPY TO STDOUT", HINT_COPY)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+unsafe fn options(list: *mut pg_sys::List) -> impl Iterator<Item = *mut pg_sys::DefElem> {
+    unsafe { PgList::<pg_sys::DefElem>::from_pg(list) }
+        .iter_ptr()
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+unsafe fn has_option(list: *mut pg_sys::List, name: &CStr) -> bool {
+    unsafe { options(list).any(|option| CStr::from_ptr((*option).defname) == name) }
+}
+
+unsafe fn option_is_on(list: *mut pg_sys::List, name: &CStr) -> bool {
+    unsafe {
+        options(list).any(|option| {
+            CStr::from_ptr((*option).defname) == name && pg_sys::defGetBoolean(option)
+        })
+    }
+}
+
+unsafe fn detaches_concurrently(alter: *mut pg_sys::AlterTableStmt) -> bool {
+    unsafe {
+        PgList::<pg_sys::AlterTableCmd>::from_pg((*alter).cmds)
+            .iter_ptr()
+            .any(|cmd| {
+                (*cmd).subtype == pg_sys::AlterTableType::AT_DetachPartition
+                    && !(*cmd).def.is_null()
+                    && (*((*cmd).def as *mut pg_sys::PartitionCmd)).concurrent
+            })
+    }
+}

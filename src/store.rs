@@ -1,0 +1,299 @@
+//! Reads and writes of the extension's tables. Every function here runs inside
+//! `session::as_owner`, under `search_path = pg_catalog, pg_temp`, and reads with a fresh
+//! snapshot: `SpiClient::update` runs statements read-write, which in READ COMMITTED takes a new
+//! snapshot per statement, so a runner that waited for the lock sees what its predecessor wrote.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
+use pgrx::{PgBuiltInOids, PgOid};
+
+use crate::error::MigrateError;
+
+/// One registered migration with the body a direction needs.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: String,
+    pub name: String,
+    /// The up body for applying, the down body (maybe absent) for reverting.
+    pub body: Option<String>,
+    pub checksum: String,
+    pub registered_by: String,
+}
+
+/// A registered migration as `register` compares it.
+pub struct Registered {
+    pub version: String,
+    pub name: String,
+    pub up_sql: String,
+    pub down_sql: Option<String>,
+    pub checksum: String,
+    pub applied: bool,
+}
+
+/// A migration as `register` stores it.
+pub struct NewMigration<'a> {
+    pub project: &'a str,
+    pub version: &'a str,
+    pub name: &'a str,
+    pub up_sql: &'a str,
+    pub down_sql: Option<&'a str>,
+    pub checksum: &'a str,
+    pub version_key: &'a [u8],
+}
+
+fn migrations(
+    client: &mut SpiClient<'_>,
+    query: &str,
+    args: &[DatumWithOid<'_>],
+) -> SpiResult<Vec<Migration>> {
+    client
+        .update(query, None, args)?
+        .map(|row| {
+            Ok(Migration {
+                version: row.get(1)?.unwrap_or_default(),
+                name: row.get(2)?.unwrap_or_default(),
+                body: row.get(3)?,
+                checksum: row.get(4)?.unwrap_or_default(),
+                registered_by: row.get(5)?.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Pending migrations of `project`, in version order, up to `up_to` (a version key) if given.
+pub fn pending(project: &str, up_to: Option<&[u8]>) -> Result<Vec<Migration>, MigrateError> {
+    Ok(Spi::connect_mut(|client| {
+        migrations(
+            client,
+            "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by
+               FROM migrate.migrations m
+              WHERE m.project = $1
+                AND ($2::bytea IS NULL OR m.version_key <= $2)
+                AND NOT EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version)
+              ORDER BY m.version_key",
+            &[project.into(), up_to.into()],
+        )
+    })?)
+}
+
+/// Applied migrations of `project`, most recently applied first: those above version key
+/// `above` when given, at most `limit` when given.
+pub fn applied_newest_first(
+    project: &str,
+    above: Option<&[u8]>,
+    limit: Option<i64>,
+) -> Result<Vec<Migration>, MigrateError> {
+    Ok(Spi::connect_mut(|client| {
+        migrations(
+            client,
+            "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by
+               FROM migrate.applied a
+               JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
+              WHERE a.project = $1
+                AND ($2::bytea IS NULL OR m.version_key > $2)
+              ORDER BY a.event_id DESC
+              LIMIT $3",
+            &[project.into(), above.into(), limit.into()],
+        )
+    })?)
+}
+
+/// The applied migration of `project` with the highest version, as (version, version key).
+pub fn highest_applied(project: &str) -> Result<Option<(String, Vec<u8>)>, MigrateError> {
+    Ok(Spi::connect_mut(|client| {
+        let row = client.update(
+            "SELECT m.version, m.version_key
+               FROM migrate.applied a
+               JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
+              WHERE a.project = $1
+              ORDER BY m.version_key DESC
+              LIMIT 1",
+            None,
+            &[project.into()],
+        )?;
+        if row.is_empty() {
+            return Ok(None);
+        }
+        match row.first().get_two::<String, Vec<u8>>()? {
+            (Some(version), Some(key)) => Ok::<_, pgrx::spi::Error>(Some((version, key))),
+            _ => Ok(None),
+        }
+    })?)
+}
+
+/// The version key of a registered version of `project`.
+pub fn version_key(project: &str, version: &str) -> Result<Option<Vec<u8>>, MigrateError> {
+    Ok(Spi::connect_mut(|client| {
+        let rows = client.update(
+            "SELECT m.version_key FROM migrate.migrations m WHERE m.project = $1 AND m.version = $2",
+            None,
+            &[project.into(), version.into()],
+        )?;
+        if rows.is_empty() {
+            Ok(None)
+        } else {
+            rows.first().get_one::<Vec<u8>>()
+        }
+    })?)
+}
+
+/// The migration of `project` holding `version_key`, whatever spelling of the version it uses.
+pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered>, MigrateError> {
+    Ok(Spi::connect_mut(|client| {
+        let rows = client.update(
+            "SELECT m.version, m.name, m.up_sql, m.down_sql, m.checksum,
+                    EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version)
+               FROM migrate.migrations m
+              WHERE m.project = $1 AND m.version_key = $2",
+            None,
+            &[project.into(), version_key.into()],
+        )?;
+        if rows.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let row = rows.first();
+        Ok(Some(Registered {
+            version: row.get(1)?.unwrap_or_default(),
+            name: row.get(2)?.unwrap_or_default(),
+            up_sql: row.get(3)?.unwrap_or_default(),
+            down_sql: row.get(4)?,
+            checksum: row.get(5)?.unwrap_or_default(),
+            applied: row.get(6)?.unwrap_or_default(),
+        }))
+    })?)
+}
+
+pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateError> {
+    Spi::run_with_args(
+        "WITH m AS (
+             INSERT INTO migrate.migrations (project, version, name, up_sql, down_sql, checksum, version_key, registered_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             RETURNING project, version, checksum)
+         INSERT INTO migrate.events (project, version, event, role, checksum)
+         SELECT m.project, m.version, 'register', $8, m.checksum FROM m",
+        &[
+            migration.project.into(),
+            migration.version.into(),
+            migration.name.into(),
+            migration.up_sql.into(),
+            migration.down_sql.into(),
+            migration.checksum.into(),
+            migration.version_key.into(),
+            role.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Replaces the bodies and name of a registered migration; `detail` says what changed.
+pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<(), MigrateError> {
+    Spi::run_with_args(
+        "WITH m AS (
+             UPDATE migrate.migrations
+                SET name = $3, up_sql = $4, down_sql = $5, checksum = $6,
+                    registered_by = $7, registered_at = pg_catalog.now()
+              WHERE project = $1 AND version = $2
+             RETURNING project, version, checksum)
+         INSERT INTO migrate.events (project, version, event, role, checksum, detail)
+         SELECT m.project, m.version, 'update', $7, m.checksum, $8 FROM m",
+        &[
+            migration.project.into(),
+            migration.version.into(),
+            migration.name.into(),
+            migration.up_sql.into(),
+            migration.down_sql.into(),
+            migration.checksum.into(),
+            role.into(),
+            detail.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Writes the outcome of each applied or reverted migration. Its statements are planned once
+/// per call, not once per migration.
+pub struct Recorder {
+    up: OwnedPreparedStatement,
+    down: OwnedPreparedStatement,
+}
+
+const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+const FLOAT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::FLOAT8OID);
+
+impl Recorder {
+    pub fn new() -> Result<Self, MigrateError> {
+        Ok(Spi::connect_mut(|client| {
+            let up = client
+                .prepare_mut(
+                    "WITH e AS (
+                         INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum)
+                         VALUES ($1, $2, 'up', $3, $4, $5)
+                         RETURNING id, at)
+                     INSERT INTO migrate.applied (project, version, event_id, applied_at, applied_by, duration_ms, checksum)
+                     SELECT $1, $2, e.id, e.at, $3, $4, $5 FROM e",
+                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT],
+                )?
+                .keep();
+            let down = client
+                .prepare_mut(
+                    "WITH a AS (
+                         DELETE FROM migrate.applied WHERE project = $1 AND version = $2 RETURNING checksum)
+                     INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum)
+                     SELECT $1, $2, 'down', $3, $4, a.checksum FROM a",
+                    &[TEXT, TEXT, TEXT, FLOAT8],
+                )?
+                .keep();
+            Ok::<_, pgrx::spi::Error>(Recorder { up, down })
+        })?)
+    }
+
+    pub fn applied(
+        &self,
+        project: &str,
+        migration: &Migration,
+        role: &str,
+        duration_ms: f64,
+    ) -> Result<(), MigrateError> {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    &self.up,
+                    None,
+                    &[
+                        project.into(),
+                        migration.version.as_str().into(),
+                        role.into(),
+                        duration_ms.into(),
+                        migration.checksum.as_str().into(),
+                    ],
+                )
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    pub fn reverted(
+        &self,
+        project: &str,
+        migration: &Migration,
+        role: &str,
+        duration_ms: f64,
+    ) -> Result<(), MigrateError> {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    &self.down,
+                    None,
+                    &[
+                        project.into(),
+                        migration.version.as_str().into(),
+                        role.into(),
+                        duration_ms.into(),
+                    ],
+                )
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+}
