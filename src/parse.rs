@@ -310,3 +310,94 @@ unsafe fn detaches_concurrently(alter: *mut pg_sys::AlterTableStmt) -> bool {
             })
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    use super::statements;
+    use crate::error::{Body, MigrateError, Place, Position};
+
+    fn place() -> Place {
+        Place { project: "default".into(), version: "1".into(), name: "t".into(), body: Body::Up, position: Position::Whole }
+    }
+
+    fn texts(sql: &str) -> Vec<(String, usize)> {
+        statements(sql, &place())
+            .unwrap()
+            .into_iter()
+            .map(|s| (sql[s.start..s.end].trim().to_owned(), s.line))
+            .collect()
+    }
+
+    #[pg_test]
+    fn splits_statements_and_finds_their_lines() {
+        let sql = "-- header\nCREATE TABLE a (x text);\n\n/* a\n   comment */ INSERT INTO a VALUES ('; not a split');\nDO $$ BEGIN RAISE NOTICE ';'; END $$;\nSELECT 1";
+        let found = texts(sql);
+        assert_eq!(found.len(), 4);
+        assert_eq!(found[0].1, 2, "leading comments do not count");
+        assert_eq!(found[1], ("/* a\n   comment */ INSERT INTO a VALUES ('; not a split')".to_owned(), 5));
+        assert_eq!(found[2].1, 6);
+        assert_eq!(found[3], ("SELECT 1".to_owned(), 7), "a last statement without semicolon");
+    }
+
+    #[pg_test]
+    fn syntax_errors_and_meta_commands_carry_their_line() {
+        match statements("SELECT 1;\n\nSELEC 2;", &place()) {
+            Err(MigrateError::BodyFailed { error, place }) => {
+                assert_eq!(error.code, PgSqlErrorCode::ERRCODE_SYNTAX_ERROR);
+                assert_eq!(place.position, Position::Line(3));
+            }
+            other => panic!("{other:?}"),
+        }
+        match statements("SELECT 1;\n  \\set x 1\n", &place()) {
+            Err(MigrateError::MetaCommand { command, place }) => {
+                assert_eq!(command, "\\set");
+                assert_eq!(place.position, Position::Line(2));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(statements(" -- nothing\n/* at all */", &place()), Err(MigrateError::EmptyBody { .. })));
+    }
+
+    #[pg_test]
+    fn refuses_what_cannot_run_in_a_function_and_only_that() {
+        for (sql, kind) in [
+            ("CREATE INDEX CONCURRENTLY i ON t (x)", "CREATE INDEX CONCURRENTLY"),
+            ("DROP INDEX CONCURRENTLY IF EXISTS i", "DROP INDEX CONCURRENTLY"),
+            ("REINDEX INDEX CONCURRENTLY i", "REINDEX CONCURRENTLY"),
+            ("REINDEX DATABASE", "REINDEX DATABASE"),
+            ("REINDEX SYSTEM", "REINDEX SYSTEM"),
+            ("VACUUM FULL", "VACUUM"),
+            ("ALTER SYSTEM RESET ALL", "ALTER SYSTEM"),
+            ("ALTER DATABASE d SET TABLESPACE ts", "ALTER DATABASE SET TABLESPACE"),
+            ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p", "CREATE SUBSCRIPTION"),
+            ("ABORT", "ROLLBACK"),
+            ("COMMIT PREPARED 'x'", "COMMIT PREPARED"),
+            ("ROLLBACK PREPARED 'x'", "ROLLBACK PREPARED"),
+        ] {
+            match statements(&format!("SELECT 1;\n{sql}"), &place()) {
+                Err(MigrateError::RefusedStatement { statement, place, .. }) => {
+                    assert_eq!(statement, kind);
+                    assert_eq!(place.position, Position::Statement { number: 2, line: 2 });
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        for sql in [
+            "REINDEX (CONCURRENTLY false) TABLE t",
+            "REINDEX TABLE t",
+            "ANALYZE t",
+            "CLUSTER t",
+            "ALTER DATABASE d SET work_mem = '8MB'",
+            "ALTER TABLE p DETACH PARTITION p1",
+            "DISCARD PLANS",
+            "COPY t FROM '/tmp/file'",
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY mv",
+            "CREATE INDEX i ON t (x)",
+        ] {
+            assert!(statements(sql, &place()).is_ok(), "{sql}");
+        }
+    }
+}

@@ -1,1 +1,126 @@
-//! Harness for tests against a real server; see tests/.
+//! Harness for tests of the `migrations` extension against a real PostgreSQL server.
+//!
+//! `scripts/test.sh` starts a throw-away cluster and passes it in `MIGRATIONS_TEST_PGHOST`
+//! (socket directory) and `MIGRATIONS_TEST_PGPORT`; every test works in a database of its own,
+//! so tests run in parallel.
+
+use std::sync::{Arc, Mutex};
+
+pub use postgres::error::DbError;
+pub use postgres::{Client, Config, NoTls};
+
+fn setting(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test.sh"))
+}
+
+/// Directory of the server's programs (pg_dump, psql).
+pub fn pg_bin() -> String {
+    std::env::var("MIGRATIONS_TEST_PGBIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
+}
+
+pub fn host() -> String {
+    setting("MIGRATIONS_TEST_PGHOST")
+}
+
+pub fn port() -> u16 {
+    setting("MIGRATIONS_TEST_PGPORT").parse().expect("MIGRATIONS_TEST_PGPORT is a port number")
+}
+
+fn config(dbname: &str, user: &str) -> Config {
+    let mut config = Config::new();
+    config.host_path(host()).port(port()).user(user).dbname(dbname);
+    config
+}
+
+/// A database of its own for one test, with the extension installed.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn new(name: &str) -> TestDb {
+        let db = TestDb::empty(name);
+        db.connect().batch_execute("CREATE EXTENSION migrations").expect("CREATE EXTENSION migrations");
+        db
+    }
+
+    /// A fresh database without the extension.
+    pub fn empty(name: &str) -> TestDb {
+        let mut admin = config("postgres", "postgres").connect(NoTls).expect("connect to the test server");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))
+            .expect("create the test database");
+        TestDb { name: name.to_owned() }
+    }
+
+    pub fn connect(&self) -> Client {
+        self.connect_as("postgres")
+    }
+
+    pub fn connect_as(&self, role: &str) -> Client {
+        config(&self.name, role).connect(NoTls).unwrap_or_else(|e| panic!("connect as {role}: {e}"))
+    }
+
+    /// A connection whose NOTICE messages are collected.
+    pub fn connect_with_notices(&self) -> (Client, Arc<Mutex<Vec<String>>>) {
+        let notices = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&notices);
+        let client = config(&self.name, "postgres")
+            .notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_owned()))
+            .connect(NoTls)
+            .expect("connect");
+        (client, notices)
+    }
+}
+
+/// The server error of a failed call, failing the test if the call succeeded or failed otherwise.
+pub fn server_error<T: std::fmt::Debug>(result: Result<T, postgres::Error>) -> DbError {
+    match result {
+        Ok(value) => panic!("expected an error, got {value:?}"),
+        Err(error) => error.as_db_error().unwrap_or_else(|| panic!("not a server error: {error}")).clone(),
+    }
+}
+
+/// Asserts the SQLSTATE of a failed call and returns the error for further checks.
+#[track_caller]
+pub fn expect_sqlstate<T: std::fmt::Debug>(result: Result<T, postgres::Error>, sqlstate: &str) -> DbError {
+    let error = server_error(result);
+    assert_eq!(
+        error.code().code(),
+        sqlstate,
+        "message: {}, detail: {:?}, hint: {:?}",
+        error.message(),
+        error.detail(),
+        error.hint()
+    );
+    error
+}
+
+pub fn register(client: &mut Client, version: &str, name: &str, up: &str, down: Option<&str>) -> String {
+    client
+        .query_one("SELECT migrate.register($1, $2, $3, $4)", &[&version, &name, &up, &down])
+        .unwrap_or_else(|e| panic!("register {version}: {e:?}"))
+        .get(0)
+}
+
+pub fn up(client: &mut Client) -> Result<i32, postgres::Error> {
+    client.query_one("SELECT migrate.up()", &[]).map(|row| row.get(0))
+}
+
+pub fn count(client: &mut Client, query: &str) -> i64 {
+    client.query_one(query, &[]).unwrap_or_else(|e| panic!("{query}: {e:?}")).get(0)
+}
+
+/// `(version, state)` of every migration in `status()` order.
+pub fn states(client: &mut Client) -> Vec<(String, String)> {
+    client
+        .query("SELECT version, state FROM migrate.status()", &[])
+        .expect("status")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+pub fn table_exists(client: &mut Client, table: &str) -> bool {
+    client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).expect("to_regclass").get(0)
+}

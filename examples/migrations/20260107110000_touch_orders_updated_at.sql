@@ -1,0 +1,16 @@
+-- migrate:up
+CREATE FUNCTION touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();  -- statements inside $$ are the function's, not the migration's
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER orders_touch_updated_at
+    BEFORE UPDATE ON orders
+    FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
+
+-- migrate:down
+DROP TRIGGER orders_touch_updated_at ON orders;
+DROP FUNCTION touch_updated_at();

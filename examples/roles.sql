@@ -1,0 +1,20 @@
+-- Two group roles for the migrations extension: grant them to login roles.
+-- Run as a superuser (or the extension's owner) after CREATE EXTENSION migrations.
+
+-- Read-only: sees what is applied and pending, and the history.
+CREATE ROLE migrate_reader NOLOGIN;
+GRANT USAGE ON SCHEMA migrate TO migrate_reader;
+GRANT EXECUTE ON FUNCTION migrate.status(text), migrate.history(text) TO migrate_reader;
+
+-- Deployer: registers, applies and reverts migrations. It needs no rights on the tables:
+-- the functions keep the books as the extension's owner. Bodies run with the rights of the
+-- role that registered them, so the deployer also needs whatever its migrations do
+-- (for example CREATE on the application's schema).
+CREATE ROLE migrate_deployer NOLOGIN IN ROLE migrate_reader;
+GRANT EXECUTE ON FUNCTION
+    migrate.register(text, text, text, text, text),
+    migrate.register_script(text, text, text, text),
+    migrate.up(text, text),
+    migrate.down(integer, text),
+    migrate.down_to(text, text)
+TO migrate_deployer;

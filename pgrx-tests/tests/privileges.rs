@@ -1,0 +1,188 @@
+//! Nobody gains rights through a migration; nothing is granted to PUBLIC; the documented roles
+//! can do what the README says and no more; a hostile search_path changes nothing.
+
+use migrations_tests::*;
+
+fn roles_recipe() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/roles.sql")).unwrap()
+}
+
+/// Roles are cluster-wide: each test uses its own names.
+fn create_login(admin: &mut Client, role: &str) {
+    admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN")).unwrap();
+}
+
+#[test]
+fn a_registrant_gains_nothing_when_a_superuser_applies() {
+    let db = TestDb::new("escalation");
+    let mut admin = db.connect();
+    create_login(&mut admin, "mallory");
+    admin
+        .batch_execute(
+            "GRANT USAGE ON SCHEMA migrate TO mallory;
+             GRANT EXECUTE ON FUNCTION migrate.register(text, text, text, text, text) TO mallory;
+             GRANT CREATE ON SCHEMA public TO mallory;",
+        )
+        .unwrap();
+    let mut mallory = db.connect_as("mallory");
+    let attacks = [
+        ("ALTER ROLE mallory SUPERUSER", "42501"),
+        ("RESET ROLE; CREATE ROLE mallory_evil SUPERUSER", "42501"),
+        ("SET ROLE postgres; CREATE ROLE mallory_evil SUPERUSER", "42501"),
+        ("SELECT set_config('role', 'postgres', true); CREATE ROLE mallory_evil SUPERUSER", "42501"),
+        ("SET SESSION AUTHORIZATION postgres; CREATE ROLE mallory_evil SUPERUSER", "42501"),
+        ("CREATE ROLE mallory_evil SUPERUSER", "42501"),
+        ("COPY (SELECT 1) TO PROGRAM 'true'", "42501"),
+    ];
+    for (body, sqlstate) in attacks {
+        register(&mut mallory, "1", "attack", body, None);
+        // The superuser applies it: the body runs as mallory and fails.
+        expect_sqlstate(up(&mut admin), sqlstate);
+        let superuser: bool =
+            admin.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'", &[]).unwrap().get(0);
+        assert!(!superuser, "{body}");
+        assert_eq!(count(&mut admin, "SELECT count(*) FROM pg_roles WHERE rolname = 'mallory_evil'"), 0, "{body}");
+        assert_eq!(count(&mut admin, "SELECT count(*) FROM migrate.status() WHERE state = 'applied'"), 0);
+    }
+    // A harmless body by mallory runs as mallory: the table is mallory's.
+    register(&mut mallory, "1", "table", "CREATE TABLE mallory_table ()", None);
+    assert_eq!(up(&mut admin).unwrap(), 1);
+    let owner: String = admin
+        .query_one("SELECT tableowner::text FROM pg_tables WHERE tablename = 'mallory_table'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "mallory");
+    let registered_by: String =
+        admin.query_one("SELECT registered_by FROM migrate.migrations", &[]).unwrap().get(0);
+    let applied_by: String = admin.query_one("SELECT applied_by FROM migrate.status()", &[]).unwrap().get(0);
+    assert_eq!((registered_by.as_str(), applied_by.as_str()), ("mallory", "postgres"));
+}
+
+#[test]
+fn nothing_is_granted_to_public() {
+    let db = TestDb::new("no_public");
+    let mut client = db.connect();
+    let public_grants = count(
+        &mut client,
+        "SELECT count(*) FROM (
+             SELECT p.proacl AS acl FROM pg_proc p WHERE p.pronamespace = 'migrate'::regnamespace
+             UNION ALL SELECT c.relacl FROM pg_class c WHERE c.relnamespace = 'migrate'::regnamespace
+             UNION ALL SELECT n.nspacl FROM pg_namespace n WHERE n.nspname = 'migrate') objects
+         WHERE objects.acl IS NULL  -- NULL means the default privileges, EXECUTE to PUBLIC for functions
+            OR EXISTS (SELECT FROM aclexplode(objects.acl) a WHERE a.grantee = 0)",
+    );
+    assert_eq!(public_grants, 0);
+}
+
+#[test]
+fn documented_roles_can_do_what_the_readme_says_and_no_more() {
+    let db = TestDb::new("role_matrix");
+    let mut admin = db.connect();
+    admin
+        .batch_execute("DROP ROLE IF EXISTS rm_nobody, rm_reader, rm_deployer, migrate_deployer, migrate_reader")
+        .unwrap();
+    admin.batch_execute(&roles_recipe()).unwrap();
+    for role in ["rm_nobody", "rm_reader", "rm_deployer"] {
+        create_login(&mut admin, role);
+    }
+    admin
+        .batch_execute(
+            "GRANT migrate_reader TO rm_reader; GRANT migrate_deployer TO rm_deployer;
+             GRANT CREATE ON SCHEMA public TO rm_deployer;",
+        )
+        .unwrap();
+
+    let calls = [
+        ("status", "SELECT count(*) FROM migrate.status()"),
+        ("history", "SELECT count(*) FROM migrate.history()"),
+        ("register", "SELECT migrate.register('1', 'one', 'CREATE TABLE matrix_one ()', 'DROP TABLE matrix_one')"),
+        ("register_script", "SELECT migrate.register_script('2', 'two', '-- migrate:up\nCREATE TABLE matrix_two ()')"),
+        ("up", "SELECT migrate.up()"),
+        ("down", "SELECT migrate.down(0)"),
+        ("down_to", "SELECT migrate.down_to('1')"),
+        ("select migrations", "SELECT count(*) FROM migrate.migrations"),
+        ("insert applied", "INSERT INTO migrate.applied VALUES ('default', 'x', 1, now(), 'me', 0, 'c')"),
+        ("update events", "UPDATE migrate.events SET role = 'me'"),
+        ("delete migrations", "DELETE FROM migrate.migrations"),
+        ("nextval", "SELECT nextval('migrate.events_id_seq')"),
+        ("create in schema", "CREATE TABLE migrate.intruder ()"),
+    ];
+    let allowed: [(&str, &[&str]); 3] = [
+        ("rm_nobody", &[]),
+        ("rm_reader", &["status", "history"]),
+        ("rm_deployer", &["status", "history", "register", "register_script", "up", "down", "down_to"]),
+    ];
+    for (role, allowed) in allowed {
+        let mut client = db.connect_as(role);
+        for (call, sql) in calls {
+            let result = client.batch_execute(sql);
+            if allowed.contains(&call) {
+                result.unwrap_or_else(|e| panic!("{role} may {call}: {e:?}"));
+            } else {
+                expect_sqlstate(result, "42501");
+            }
+        }
+    }
+    // The deployer's work went through the functions only.
+    assert_eq!(
+        states(&mut admin),
+        vec![("1".to_owned(), "applied".to_owned()), ("2".to_owned(), "applied".to_owned())]
+    );
+    assert_eq!(count(&mut admin, "SELECT count(*) FROM migrate.history() WHERE role = 'me'"), 0);
+}
+
+#[test]
+fn hostile_search_paths_and_body_settings_change_nothing() {
+    let db = TestDb::new("search_path");
+    let mut client = db.connect();
+    // Objects that would capture unqualified names: they write to a canary when called.
+    client
+        .batch_execute(
+            "CREATE SCHEMA hostile;
+             CREATE TABLE public.canary (what text);
+             CREATE FUNCTION hostile.now() RETURNS timestamptz LANGUAGE sql
+                 AS $$ INSERT INTO public.canary VALUES ('now'); SELECT pg_catalog.now() $$;
+             CREATE FUNCTION hostile.clock_timestamp() RETURNS timestamptz LANGUAGE sql
+                 AS $$ INSERT INTO public.canary VALUES ('clock_timestamp'); SELECT pg_catalog.now() $$;
+             CREATE FUNCTION hostile.text_eq(text, text) RETURNS boolean LANGUAGE sql
+                 AS $$ INSERT INTO public.canary VALUES ('='); SELECT $1 OPERATOR(pg_catalog.=) $2 $$;
+             CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.text_eq);
+             CREATE FUNCTION hostile.text_eq_bytea(bytea, bytea) RETURNS boolean LANGUAGE sql
+                 AS $$ INSERT INTO public.canary VALUES ('bytea ='); SELECT $1 OPERATOR(pg_catalog.=) $2 $$;
+             CREATE OPERATOR hostile.= (LEFTARG = bytea, RIGHTARG = bytea, FUNCTION = hostile.text_eq_bytea);
+             CREATE TEMP TABLE migrations (x int);
+             CREATE TEMP TABLE events (x int);
+             SET search_path = hostile, public, pg_catalog;",
+        )
+        .unwrap();
+    // Bodies that change settings: none of it may reach bookkeeping or the next body.
+    register(
+        &mut client,
+        "1",
+        "sets things",
+        "SET search_path = hostile, pg_catalog; SET LOCAL lock_timeout = '1ms'; SET statement_timeout = '1ms';
+         SELECT set_config('work_mem', '99MB', false)",
+        Some("SET LOCAL search_path = hostile, pg_catalog"),
+    );
+    register(
+        &mut client,
+        "2",
+        "observes",
+        "CREATE TABLE public.observed AS
+             SELECT current_setting('search_path') AS search_path, current_setting('lock_timeout') AS lock_timeout,
+                    current_setting('statement_timeout') AS statement_timeout, current_setting('work_mem') AS work_mem",
+        Some("DROP TABLE public.observed"),
+    );
+    assert_eq!(up(&mut client).unwrap(), 2);
+    let observed = client.query_one("SELECT * FROM public.observed", &[]).unwrap();
+    assert_eq!(observed.get::<_, String>(0), "hostile, public, pg_catalog", "the caller's search_path");
+    assert_eq!(observed.get::<_, String>(1), "0");
+    assert_eq!(observed.get::<_, String>(2), "0");
+    assert_eq!(observed.get::<_, String>(3), "4MB");
+    client.batch_execute("SELECT * FROM migrate.status(); SELECT * FROM migrate.history()").unwrap();
+    assert_eq!(client.query_one("SELECT migrate.down(2)", &[]).unwrap().get::<_, i32>(0), 2);
+    let setting: String = client.query_one("SHOW search_path", &[]).unwrap().get(0);
+    assert_eq!(setting, "hostile, public, pg_catalog", "the session's settings are untouched");
+    assert_eq!(count(&mut client, "SELECT count(*) FROM public.canary"), 0, "no hostile object was called");
+    assert_eq!(count(&mut client, "SELECT count(*) FROM pg_temp.migrations"), 0);
+}

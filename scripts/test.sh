@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up what is missing and runs every test: formatting and lints, the in-crate unit and
+# #[pg_test] suites, and the tests against a real server (pgrx-tests/) on a throw-away cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+WORK=${MIGRATIONS_TEST_DIR:-/tmp/migrations-test}
+
+bash scripts/setup.sh
+
+echo "== format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --features "pg15 pg_test" -- -D warnings
+
+echo "== unit and #[pg_test] suites"
+rm -rf "$WORK" && install -d -o postgres -g postgres "$WORK" "$WORK/pgrx"
+cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx"
+
+echo "== tests against a real server"
+cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+trap 'bash scripts/cluster.sh stop "$WORK/cluster"' EXIT
+bash scripts/cluster.sh start "$WORK/cluster" 54331 >/dev/null
+MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 \
+    cargo test --package migrations-tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}"
