@@ -320,7 +320,13 @@ mod tests {
     use crate::error::{Body, MigrateError, Place, Position};
 
     fn place() -> Place {
-        Place { project: "default".into(), version: "1".into(), name: "t".into(), body: Body::Up, position: Position::Whole }
+        Place {
+            project: "default".into(),
+            version: "1".into(),
+            name: "t".into(),
+            body: Body::Up,
+            position: Position::Whole,
+        }
     }
 
     fn texts(sql: &str) -> Vec<(String, usize)> {
@@ -337,9 +343,19 @@ mod tests {
         let found = texts(sql);
         assert_eq!(found.len(), 4);
         assert_eq!(found[0].1, 2, "leading comments do not count");
-        assert_eq!(found[1], ("/* a\n   comment */ INSERT INTO a VALUES ('; not a split')".to_owned(), 5));
+        assert_eq!(
+            found[1],
+            (
+                "/* a\n   comment */ INSERT INTO a VALUES ('; not a split')".to_owned(),
+                5
+            )
+        );
         assert_eq!(found[2].1, 6);
-        assert_eq!(found[3], ("SELECT 1".to_owned(), 7), "a last statement without semicolon");
+        assert_eq!(
+            found[3],
+            ("SELECT 1".to_owned(), 7),
+            "a last statement without semicolon"
+        );
     }
 
     #[pg_test]
@@ -358,27 +374,44 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(statements(" -- nothing\n/* at all */", &place()), Err(MigrateError::EmptyBody { .. })));
+        assert!(matches!(
+            statements(" -- nothing\n/* at all */", &place()),
+            Err(MigrateError::EmptyBody { .. })
+        ));
     }
 
     #[pg_test]
     fn refuses_what_cannot_run_in_a_function_and_only_that() {
         for (sql, kind) in [
-            ("CREATE INDEX CONCURRENTLY i ON t (x)", "CREATE INDEX CONCURRENTLY"),
-            ("DROP INDEX CONCURRENTLY IF EXISTS i", "DROP INDEX CONCURRENTLY"),
+            (
+                "CREATE INDEX CONCURRENTLY i ON t (x)",
+                "CREATE INDEX CONCURRENTLY",
+            ),
+            (
+                "DROP INDEX CONCURRENTLY IF EXISTS i",
+                "DROP INDEX CONCURRENTLY",
+            ),
             ("REINDEX INDEX CONCURRENTLY i", "REINDEX CONCURRENTLY"),
-            ("REINDEX DATABASE", "REINDEX DATABASE"),
-            ("REINDEX SYSTEM", "REINDEX SYSTEM"),
+            ("REINDEX DATABASE d", "REINDEX DATABASE"),
+            ("REINDEX SYSTEM d", "REINDEX SYSTEM"),
             ("VACUUM FULL", "VACUUM"),
             ("ALTER SYSTEM RESET ALL", "ALTER SYSTEM"),
-            ("ALTER DATABASE d SET TABLESPACE ts", "ALTER DATABASE SET TABLESPACE"),
-            ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p", "CREATE SUBSCRIPTION"),
+            (
+                "ALTER DATABASE d SET TABLESPACE ts",
+                "ALTER DATABASE SET TABLESPACE",
+            ),
+            (
+                "CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p",
+                "CREATE SUBSCRIPTION",
+            ),
             ("ABORT", "ROLLBACK"),
             ("COMMIT PREPARED 'x'", "COMMIT PREPARED"),
             ("ROLLBACK PREPARED 'x'", "ROLLBACK PREPARED"),
         ] {
             match statements(&format!("SELECT 1;\n{sql}"), &place()) {
-                Err(MigrateError::RefusedStatement { statement, place, .. }) => {
+                Err(MigrateError::RefusedStatement {
+                    statement, place, ..
+                }) => {
                     assert_eq!(statement, kind);
                     assert_eq!(place.position, Position::Statement { number: 2, line: 2 });
                 }

@@ -68,6 +68,7 @@ pub fn split(script: &str) -> Result<Script<'_>, MigrateError> {
     let mut up_start = None;
     let mut down_start = None;
     let mut up_end = script.len();
+    let mut sql_before_up = false;
     let mut offset = 0;
     for line in script.split_inclusive('\n') {
         let line_start = offset;
@@ -93,11 +94,7 @@ pub fn split(script: &str) -> Result<Script<'_>, MigrateError> {
                 up_end = line_start;
                 down_start = Some(offset);
             }
-            None if up_start.is_none() && !is_blank_or_comment(line) => {
-                return Err(MigrateError::ScriptLayout {
-                    problem: "SQL before \"-- migrate:up\"".into(),
-                });
-            }
+            None if up_start.is_none() && !is_blank_or_comment(line) => sql_before_up = true,
             None => {}
         }
     }
@@ -106,6 +103,11 @@ pub fn split(script: &str) -> Result<Script<'_>, MigrateError> {
             problem: "no \"-- migrate:up\" line".into(),
         });
     };
+    if sql_before_up {
+        return Err(MigrateError::ScriptLayout {
+            problem: "SQL before \"-- migrate:up\"".into(),
+        });
+    }
     Ok(Script {
         up: script[up_start..up_end].trim_end(),
         down: down_start.map(|start| script[start..].trim_end()),

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 use crate::error::MigrateError;
 
 /// The advisory lock key every runner takes, one per database: the bytes of "migrate\0" read as
-/// a big-endian integer. In `pg_locks` it appears as `classid = 1835624295`, `objid = 1918989568`,
+/// a big-endian integer. In `pg_locks` it appears as `classid = 1835624306`, `objid = 1635017984`,
 /// `objsubid = 1`.
 pub const RUNNER_LOCK_KEY: i64 = 7_883_946_363_647_714_560;
 

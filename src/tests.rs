@@ -1,7 +1,7 @@
 //! `#[pg_test]`s of the SQL functions inside one (rolled back) transaction: register policies,
 //! version order and SQLSTATEs. Anything needing commits or several connections is in pgrx-tests/.
 
-#[pg_schema]
+#[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
 
@@ -13,7 +13,9 @@ mod tests {
              BEGIN EXECUTE query; RETURN '00000'; EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END $$",
         )
         .unwrap();
-        Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate($1)", &[query.into()]).unwrap().unwrap()
+        Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate($1)", &[query.into()])
+            .unwrap()
+            .unwrap()
     }
 
     fn register(version: &str, up_sql: &str) -> String {
@@ -27,13 +29,29 @@ mod tests {
 
     #[pg_test]
     fn status_orders_versions_naturally() {
-        for version in ["10", "2", "1.10", "1.9", "1", "20260116090000", "20260115120000"] {
+        for version in [
+            "10",
+            "2",
+            "1.10",
+            "1.9",
+            "1",
+            "20260116090000",
+            "20260115120000",
+        ] {
             register(version, "SELECT 1");
         }
-        let order = Spi::get_one::<String>("SELECT string_agg(version, ' ') FROM migrate.status()").unwrap().unwrap();
+        let order = Spi::get_one::<String>("SELECT string_agg(version, ' ') FROM migrate.status()")
+            .unwrap()
+            .unwrap();
         assert_eq!(order, "1 1.9 1.10 2 10 20260115120000 20260116090000");
-        assert_eq!(sqlstate("SELECT migrate.register('0010', 'm', 'SELECT 1')"), "42710");
-        assert_eq!(sqlstate("SELECT migrate.register('1.09', 'm', 'SELECT 1')"), "42710");
+        assert_eq!(
+            sqlstate("SELECT migrate.register('0010', 'm', 'SELECT 1')"),
+            "42710"
+        );
+        assert_eq!(
+            sqlstate("SELECT migrate.register('1.09', 'm', 'SELECT 1')"),
+            "42710"
+        );
     }
 
     #[pg_test]
@@ -47,7 +65,10 @@ mod tests {
         .unwrap();
         assert_eq!(same, Some(true));
         assert_eq!(Spi::get_one::<i32>("SELECT migrate.up()").unwrap(), Some(1));
-        assert_eq!(sqlstate("SELECT migrate.register('1', 'm', 'CREATE TABLE t1 (y int)')"), "55000");
+        assert_eq!(
+            sqlstate("SELECT migrate.register('1', 'm', 'CREATE TABLE t1 (y int)')"),
+            "55000"
+        );
         assert_eq!(register("1", "CREATE TABLE t1 (x int)"), "unchanged");
     }
 
@@ -61,7 +82,10 @@ mod tests {
             ("SELECT migrate.register('2', 'm', 'VACUUM')", "0A000"),
             ("SELECT migrate.register('2', 'm', 'COMMIT')", "0A000"),
             ("SELECT migrate.register('2', 'm', 'SELEC 1')", "42601"),
-            ("SELECT migrate.register_script('2', 'm', 'SELECT 1')", "22023"),
+            (
+                "SELECT migrate.register_script('2', 'm', 'SELECT 1')",
+                "22023",
+            ),
             ("SELECT migrate.up('9')", "42704"),
             ("SELECT migrate.down_to('9')", "42704"),
             ("SELECT migrate.down(-1)", "22023"),
@@ -85,10 +109,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(result.as_deref(), Some("registered"));
-        let bodies = Spi::get_two::<String, String>("SELECT up_sql, down_sql FROM migrate.migrations").unwrap();
-        assert_eq!(bodies, (Some("CREATE TABLE s ();".into()), Some("DROP TABLE s;".into())));
+        let bodies =
+            Spi::get_two::<String, String>("SELECT up_sql, down_sql FROM migrate.migrations")
+                .unwrap();
+        assert_eq!(
+            bodies,
+            (
+                Some("CREATE TABLE s ();".into()),
+                Some("DROP TABLE s;".into())
+            )
+        );
         assert_eq!(Spi::get_one::<i32>("SELECT migrate.up()").unwrap(), Some(1));
-        assert_eq!(Spi::get_one::<i32>("SELECT migrate.down()").unwrap(), Some(1));
-        assert_eq!(Spi::get_one::<bool>("SELECT to_regclass('s') IS NULL").unwrap(), Some(true));
+        assert_eq!(
+            Spi::get_one::<i32>("SELECT migrate.down()").unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT to_regclass('s') IS NULL").unwrap(),
+            Some(true)
+        );
     }
 }

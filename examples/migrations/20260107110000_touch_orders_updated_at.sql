@@ -2,7 +2,7 @@
 CREATE FUNCTION touch_updated_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.updated_at := now();  -- statements inside $$ are the function's, not the migration's
+    NEW.updated_at := now();  -- the semicolons in here belong to the function body
     RETURN NEW;
 END
 $$;

@@ -10,7 +10,8 @@ pub use postgres::error::DbError;
 pub use postgres::{Client, Config, NoTls};
 
 fn setting(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test.sh"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test.sh"))
 }
 
 /// Directory of the server's programs (pg_dump, psql).
@@ -23,12 +24,18 @@ pub fn host() -> String {
 }
 
 pub fn port() -> u16 {
-    setting("MIGRATIONS_TEST_PGPORT").parse().expect("MIGRATIONS_TEST_PGPORT is a port number")
+    setting("MIGRATIONS_TEST_PGPORT")
+        .parse()
+        .expect("MIGRATIONS_TEST_PGPORT is a port number")
 }
 
 fn config(dbname: &str, user: &str) -> Config {
     let mut config = Config::new();
-    config.host_path(host()).port(port()).user(user).dbname(dbname);
+    config
+        .host_path(host())
+        .port(port())
+        .user(user)
+        .dbname(dbname);
     config
 }
 
@@ -40,17 +47,27 @@ pub struct TestDb {
 impl TestDb {
     pub fn new(name: &str) -> TestDb {
         let db = TestDb::empty(name);
-        db.connect().batch_execute("CREATE EXTENSION migrations").expect("CREATE EXTENSION migrations");
+        db.connect()
+            .batch_execute("CREATE EXTENSION migrations")
+            .expect("CREATE EXTENSION migrations");
         db
     }
 
     /// A fresh database without the extension.
     pub fn empty(name: &str) -> TestDb {
-        let mut admin = config("postgres", "postgres").connect(NoTls).expect("connect to the test server");
+        let mut admin = config("postgres", "postgres")
+            .connect(NoTls)
+            .expect("connect to the test server");
+        // Two calls: several statements in one simple query share one transaction.
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        admin.batch_execute(&drop).expect("drop the test database");
+        let create = format!("CREATE DATABASE {name}");
         admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))
+            .batch_execute(&create)
             .expect("create the test database");
-        TestDb { name: name.to_owned() }
+        TestDb {
+            name: name.to_owned(),
+        }
     }
 
     pub fn connect(&self) -> Client {
@@ -58,7 +75,9 @@ impl TestDb {
     }
 
     pub fn connect_as(&self, role: &str) -> Client {
-        config(&self.name, role).connect(NoTls).unwrap_or_else(|e| panic!("connect as {role}: {e}"))
+        config(&self.name, role)
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
     }
 
     /// A connection whose NOTICE messages are collected.
@@ -77,13 +96,19 @@ impl TestDb {
 pub fn server_error<T: std::fmt::Debug>(result: Result<T, postgres::Error>) -> DbError {
     match result {
         Ok(value) => panic!("expected an error, got {value:?}"),
-        Err(error) => error.as_db_error().unwrap_or_else(|| panic!("not a server error: {error}")).clone(),
+        Err(error) => error
+            .as_db_error()
+            .unwrap_or_else(|| panic!("not a server error: {error}"))
+            .clone(),
     }
 }
 
 /// Asserts the SQLSTATE of a failed call and returns the error for further checks.
 #[track_caller]
-pub fn expect_sqlstate<T: std::fmt::Debug>(result: Result<T, postgres::Error>, sqlstate: &str) -> DbError {
+pub fn expect_sqlstate<T: std::fmt::Debug>(
+    result: Result<T, postgres::Error>,
+    sqlstate: &str,
+) -> DbError {
     let error = server_error(result);
     assert_eq!(
         error.code().code(),
@@ -96,19 +121,33 @@ pub fn expect_sqlstate<T: std::fmt::Debug>(result: Result<T, postgres::Error>, s
     error
 }
 
-pub fn register(client: &mut Client, version: &str, name: &str, up: &str, down: Option<&str>) -> String {
+pub fn register(
+    client: &mut Client,
+    version: &str,
+    name: &str,
+    up: &str,
+    down: Option<&str>,
+) -> String {
     client
-        .query_one("SELECT migrate.register($1, $2, $3, $4)", &[&version, &name, &up, &down])
+        .query_one(
+            "SELECT migrate.register($1, $2, $3, $4)",
+            &[&version, &name, &up, &down],
+        )
         .unwrap_or_else(|e| panic!("register {version}: {e:?}"))
         .get(0)
 }
 
 pub fn up(client: &mut Client) -> Result<i32, postgres::Error> {
-    client.query_one("SELECT migrate.up()", &[]).map(|row| row.get(0))
+    client
+        .query_one("SELECT migrate.up()", &[])
+        .map(|row| row.get(0))
 }
 
 pub fn count(client: &mut Client, query: &str) -> i64 {
-    client.query_one(query, &[]).unwrap_or_else(|e| panic!("{query}: {e:?}")).get(0)
+    client
+        .query_one(query, &[])
+        .unwrap_or_else(|e| panic!("{query}: {e:?}"))
+        .get(0)
 }
 
 /// `(version, state)` of every migration in `status()` order.
@@ -122,5 +161,23 @@ pub fn states(client: &mut Client) -> Vec<(String, String)> {
 }
 
 pub fn table_exists(client: &mut Client, table: &str) -> bool {
-    client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).expect("to_regclass").get(0)
+    client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .expect("to_regclass")
+        .get(0)
+}
+
+/// Counts this database's runner locks in `pg_locks` (granted or waiting, by `granted`); the key
+/// is documented in the README.
+pub fn runner_locks(client: &mut Client, granted: bool) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_locks
+              WHERE locktype = 'advisory' AND classid = 1835624306 AND objid = 1635017984 AND objsubid = 1
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND granted = $1",
+            &[&granted],
+        )
+        .expect("pg_locks")
+        .get(0)
 }

@@ -14,7 +14,9 @@ fn wait_until_blocked_on_advisory_lock(observer: &mut Client, pid: i32) {
     for _ in 0..2000 {
         let waiting = count(
             observer,
-            &format!("SELECT count(*) FROM pg_locks WHERE pid = {pid} AND locktype = 'advisory' AND NOT granted"),
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE pid = {pid} AND locktype = 'advisory' AND NOT granted"
+            ),
         );
         if waiting == 1 {
             return;
@@ -27,7 +29,9 @@ fn wait_until_blocked_on_advisory_lock(observer: &mut Client, pid: i32) {
 #[test]
 fn sixteen_app_instances_starting_at_once_apply_each_migration_once() {
     let db = TestDb::new("sixteen_runners");
-    db.connect().batch_execute("CREATE TABLE applied_log (version text, pid int)").unwrap();
+    db.connect()
+        .batch_execute("CREATE TABLE applied_log (version text, pid int)")
+        .unwrap();
     let barrier = Arc::new(Barrier::new(RUNNERS));
     let runners: Vec<_> = (0..RUNNERS)
         .map(|_| {
@@ -47,20 +51,61 @@ fn sixteen_app_instances_starting_at_once_apply_each_migration_once() {
             })
         })
         .collect();
-    let applied: Vec<i32> = runners.into_iter().map(|runner| runner.join().unwrap()).collect();
+    let applied: Vec<i32> = runners
+        .into_iter()
+        .map(|runner| runner.join().unwrap())
+        .collect();
 
-    assert_eq!(applied.iter().sum::<i32>(), MIGRATIONS as i32, "per-runner counts: {applied:?}");
-    let mut client = db.connect();
-    assert_eq!(count(&mut client, "SELECT count(*) FROM applied_log"), MIGRATIONS as i64);
-    assert_eq!(count(&mut client, "SELECT count(DISTINCT version) FROM applied_log"), MIGRATIONS as i64);
     assert_eq!(
-        count(&mut client, "SELECT count(*) FROM pg_class WHERE relname LIKE 't\\_%' AND relkind = 'r'"),
+        applied.iter().sum::<i32>(),
+        MIGRATIONS as i32,
+        "per-runner counts: {applied:?}"
+    );
+    let mut client = db.connect();
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM applied_log"),
         MIGRATIONS as i64
     );
-    assert_eq!(count(&mut client, "SELECT count(*) FROM migrate.history() WHERE event = 'register'"), MIGRATIONS as i64);
-    assert_eq!(count(&mut client, "SELECT count(*) FROM migrate.history() WHERE event = 'up'"), MIGRATIONS as i64);
-    assert_eq!(count(&mut client, "SELECT count(*) FROM migrate.status() WHERE state = 'applied'"), MIGRATIONS as i64);
-    assert_eq!(count(&mut client, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0, "no lock left");
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(DISTINCT version) FROM applied_log"
+        ),
+        MIGRATIONS as i64
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 't\\_%' AND relkind = 'r'"
+        ),
+        MIGRATIONS as i64
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.history() WHERE event = 'register'"
+        ),
+        MIGRATIONS as i64
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.history() WHERE event = 'up'"
+        ),
+        MIGRATIONS as i64
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.status() WHERE state = 'applied'"
+        ),
+        MIGRATIONS as i64
+    );
+    assert_eq!(
+        runner_locks(&mut client, true) + runner_locks(&mut client, false),
+        0,
+        "no lock left"
+    );
     assert_eq!(up(&mut client).unwrap(), 0);
 }
 
@@ -69,17 +114,36 @@ fn a_runner_that_waited_sees_what_the_first_one_applied() {
     let db = TestDb::new("waiting_runner");
     let mut first = db.connect();
     for i in 1..=3 {
-        register(&mut first, &i.to_string(), "one", &format!("CREATE TABLE w{i} ()"), None);
+        register(
+            &mut first,
+            &i.to_string(),
+            "one",
+            &format!("CREATE TABLE w{i} ()"),
+            None,
+        );
     }
     let mut transaction = first.transaction().unwrap();
-    assert_eq!(transaction.query_one("SELECT migrate.up()", &[]).unwrap().get::<_, i32>(0), 3);
+    assert_eq!(
+        transaction
+            .query_one("SELECT migrate.up()", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
 
     let mut second = db.connect();
-    let second_pid: i32 = second.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let second_pid: i32 = second
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     let waiter = thread::spawn(move || up(&mut second));
     wait_until_blocked_on_advisory_lock(&mut db.connect(), second_pid);
     transaction.commit().unwrap();
-    assert_eq!(waiter.join().unwrap().expect("the waiting runner succeeds"), 0, "and applies nothing twice");
+    assert_eq!(
+        waiter.join().unwrap().expect("the waiting runner succeeds"),
+        0,
+        "and applies nothing twice"
+    );
 }
 
 #[test]
@@ -91,10 +155,19 @@ fn status_answers_while_a_runner_holds_the_lock() {
     transaction.query_one("SELECT migrate.up()", &[]).unwrap();
 
     let mut observer = db.connect();
-    assert_eq!(count(&mut observer, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"), 1);
+    assert_eq!(runner_locks(&mut observer, true), 1);
     // A bound so that a status() that waited fails instead of hanging.
-    observer.batch_execute("SET statement_timeout = '10s'").unwrap();
-    assert_eq!(states(&mut observer), vec![("1".to_owned(), "pending".to_owned())], "uncommitted work is invisible");
+    observer
+        .batch_execute("SET statement_timeout = '10s'")
+        .unwrap();
+    assert_eq!(
+        states(&mut observer),
+        vec![("1".to_owned(), "pending".to_owned())],
+        "uncommitted work is invisible"
+    );
     transaction.commit().unwrap();
-    assert_eq!(states(&mut observer), vec![("1".to_owned(), "applied".to_owned())]);
+    assert_eq!(
+        states(&mut observer),
+        vec![("1".to_owned(), "applied".to_owned())]
+    );
 }

@@ -6,14 +6,21 @@ use migrations_tests::*;
 /// (version, name, script) of every file in examples/migrations, in file-name order.
 fn examples() -> Vec<(String, String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/migrations");
-    let mut files: Vec<_> = std::fs::read_dir(dir).expect("examples").map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("examples")
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files
         .iter()
         .map(|path| {
             let stem = path.file_stem().unwrap().to_str().unwrap();
             let (version, name) = stem.split_once('_').unwrap();
-            (version.to_owned(), name.to_owned(), std::fs::read_to_string(path).unwrap())
+            (
+                version.to_owned(),
+                name.to_owned(),
+                std::fs::read_to_string(path).unwrap(),
+            )
         })
         .collect()
 }
@@ -23,7 +30,10 @@ fn register_examples(client: &mut Client) -> Vec<String> {
         .iter()
         .map(|(version, name, script)| {
             client
-                .query_one("SELECT migrate.register_script($1, $2, $3)", &[version, name, script])
+                .query_one(
+                    "SELECT migrate.register_script($1, $2, $3)",
+                    &[version, name, script],
+                )
                 .unwrap()
                 .get(0)
         })
@@ -31,7 +41,10 @@ fn register_examples(client: &mut Client) -> Vec<String> {
 }
 
 fn versions(n: std::ops::Range<usize>) -> Vec<String> {
-    examples()[n].iter().map(|(version, _, _)| version.clone()).collect()
+    examples()[n]
+        .iter()
+        .map(|(version, _, _)| version.clone())
+        .collect()
 }
 
 #[test]
@@ -41,23 +54,56 @@ fn full_cycle_on_the_examples() {
     let examples = examples();
     assert!(examples.len() >= 6);
 
-    assert!(register_examples(&mut client).iter().all(|r| r == "registered"));
-    assert!(register_examples(&mut client).iter().all(|r| r == "unchanged"), "registering again is a no-op");
-    assert!(states(&mut client).iter().all(|(_, state)| state == "pending"));
+    assert!(
+        register_examples(&mut client)
+            .iter()
+            .all(|r| r == "registered")
+    );
+    assert!(
+        register_examples(&mut client)
+            .iter()
+            .all(|r| r == "unchanged"),
+        "registering again is a no-op"
+    );
+    assert!(
+        states(&mut client)
+            .iter()
+            .all(|(_, state)| state == "pending")
+    );
 
     assert_eq!(up(&mut client).unwrap(), examples.len() as i32);
     let applied_notices: Vec<String> = notices.lock().unwrap().drain(..).collect();
     assert_eq!(applied_notices.len(), examples.len());
     for ((version, name, _), notice) in examples.iter().zip(&applied_notices) {
-        assert!(notice.starts_with(&format!("migration \"{version}\" ({name}) applied in ")), "{notice}");
+        assert!(
+            notice.starts_with(&format!("migration \"{version}\" ({name}) applied in ")),
+            "{notice}"
+        );
         assert!(notice.ends_with(" ms"), "{notice}");
     }
     // The bodies' effects: tables, foreign key, index, trigger, view, backfill.
-    for object in ["customers", "orders", "orders_customer_placed_idx", "customer_totals"] {
+    for object in [
+        "customers",
+        "orders",
+        "orders_customer_placed_idx",
+        "customer_totals",
+    ] {
         assert!(table_exists(&mut client, object), "{object}");
     }
-    assert_eq!(count(&mut client, "SELECT count(*) FROM pg_trigger WHERE tgname = 'orders_touch_updated_at'"), 1);
-    assert_eq!(count(&mut client, "SELECT count(*) FROM customers WHERE tier = 'gold'"), 1);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'orders_touch_updated_at'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM customers WHERE tier = 'gold'"
+        ),
+        1
+    );
 
     let status = client
         .query(
@@ -68,63 +114,137 @@ fn full_cycle_on_the_examples() {
         .unwrap();
     assert_eq!(status.len(), examples.len());
     for (row, (version, _, _)) in status.iter().zip(&examples) {
-        assert_eq!(row.get::<_, String>(0), *version, "status lists migrations in apply order");
+        assert_eq!(
+            row.get::<_, String>(0),
+            *version,
+            "status lists migrations in apply order"
+        );
         assert_eq!(row.get::<_, String>(1), "applied");
         assert_eq!(row.get::<_, String>(2), "postgres");
         assert!(row.get::<_, f64>(3) >= 0.0);
-        assert!(row.get::<_, bool>(4), "checksum is the SHA-256 of the up body");
+        assert!(
+            row.get::<_, bool>(4),
+            "checksum is the SHA-256 of the up body"
+        );
     }
     assert_eq!(up(&mut client).unwrap(), 0, "nothing left to apply");
 
     // down(): the newest first.
-    assert_eq!(client.query_one("SELECT migrate.down()", &[]).unwrap().get::<_, i32>(0), 1);
-    assert_eq!(count(&mut client, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'tier'"), 0);
+    assert_eq!(
+        client
+            .query_one("SELECT migrate.down()", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'tier'"
+        ),
+        0
+    );
     let last = &examples.last().unwrap().0;
-    assert_eq!(states(&mut client).last().unwrap(), &(last.clone(), "pending".to_owned()));
+    assert_eq!(
+        states(&mut client).last().unwrap(),
+        &(last.clone(), "pending".to_owned())
+    );
 
     // down_to(): everything above the first.
     let first = &examples[0].0;
-    let reverted: i32 = client.query_one("SELECT migrate.down_to($1)", &[first]).unwrap().get(0);
+    let reverted: i32 = client
+        .query_one("SELECT migrate.down_to($1)", &[first])
+        .unwrap()
+        .get(0);
     assert_eq!(reverted, examples.len() as i32 - 2);
     assert!(table_exists(&mut client, "customers"));
     assert!(!table_exists(&mut client, "orders"));
-    let applied: Vec<String> =
-        states(&mut client).into_iter().filter(|(_, s)| s == "applied").map(|(v, _)| v).collect();
+    let applied: Vec<String> = states(&mut client)
+        .into_iter()
+        .filter(|(_, s)| s == "applied")
+        .map(|(v, _)| v)
+        .collect();
     assert_eq!(applied, vec![first.clone()]);
 
     // up(target): up to and including the third.
     let third = &examples[2].0;
-    assert_eq!(client.query_one("SELECT migrate.up($1)", &[third]).unwrap().get::<_, i32>(0), 2);
-    let applied: Vec<String> =
-        states(&mut client).into_iter().filter(|(_, s)| s == "applied").map(|(v, _)| v).collect();
+    assert_eq!(
+        client
+            .query_one("SELECT migrate.up($1)", &[third])
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
+    let applied: Vec<String> = states(&mut client)
+        .into_iter()
+        .filter(|(_, s)| s == "applied")
+        .map(|(v, _)| v)
+        .collect();
     assert_eq!(applied, versions(0..3));
 
     // down(n) with more steps than applied reverts what there is.
-    assert_eq!(client.query_one("SELECT migrate.down(10)", &[]).unwrap().get::<_, i32>(0), 3);
+    assert_eq!(
+        client
+            .query_one("SELECT migrate.down(10)", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
     assert!(!table_exists(&mut client, "customers"));
 
     let events: Vec<(String, i64)> = client
-        .query("SELECT event, count(*) FROM migrate.history() GROUP BY event ORDER BY event", &[])
+        .query(
+            "SELECT event, count(*) FROM migrate.history() GROUP BY event ORDER BY event",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let n = examples.len() as i64;
-    assert_eq!(events, vec![("down".into(), 1 + (n - 2) + 3), ("register".into(), n), ("up".into(), n + 2)]);
+    assert_eq!(
+        events,
+        vec![
+            ("down".into(), 1 + (n - 2) + 3),
+            ("register".into(), n),
+            ("up".into(), n + 2)
+        ]
+    );
 }
 
 #[test]
 fn targets_must_be_registered() {
     let db = TestDb::new("targets");
     let mut client = db.connect();
-    register(&mut client, "1", "one", "CREATE TABLE one ()", Some("DROP TABLE one"));
+    register(
+        &mut client,
+        "1",
+        "one",
+        "CREATE TABLE one ()",
+        Some("DROP TABLE one"),
+    );
     let error = expect_sqlstate(client.query_one("SELECT migrate.up('2')", &[]), "42704");
     assert_eq!(error.message(), "migration \"2\" is not registered");
-    expect_sqlstate(client.query_one("SELECT migrate.down_to('0')", &[]), "42704");
-    let other: i32 = client.query_one("SELECT migrate.up(NULL, 'other')", &[]).unwrap().get(0);
-    assert_eq!(other, 0, "a project without migrations has nothing to apply");
-    expect_sqlstate(client.query_one("SELECT migrate.up(NULL, 'bad project')", &[]), "22023");
-    expect_sqlstate(client.query_one("SELECT migrate.up(NULL, NULL)", &[]), "22004");
+    expect_sqlstate(
+        client.query_one("SELECT migrate.down_to('0')", &[]),
+        "42704",
+    );
+    let other: i32 = client
+        .query_one("SELECT migrate.up(NULL, 'other')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        other, 0,
+        "a project without migrations has nothing to apply"
+    );
+    expect_sqlstate(
+        client.query_one("SELECT migrate.up(NULL, 'bad project')", &[]),
+        "22023",
+    );
+    expect_sqlstate(
+        client.query_one("SELECT migrate.up(NULL, NULL)", &[]),
+        "22004",
+    );
     expect_sqlstate(client.query_one("SELECT migrate.down(NULL)", &[]), "22004");
     expect_sqlstate(client.query_one("SELECT migrate.down(-1)", &[]), "22023");
 }
@@ -133,34 +253,85 @@ fn targets_must_be_registered() {
 fn register_policies() {
     let db = TestDb::new("policies");
     let mut client = db.connect();
-    assert_eq!(register(&mut client, "1", "one", "CREATE TABLE one ()", None), "registered");
-    assert_eq!(register(&mut client, "1", "one", "CREATE TABLE one ()", None), "unchanged");
-    assert_eq!(register(&mut client, "1", "one", "CREATE TABLE one (id int)", None), "updated");
-    assert_eq!(register(&mut client, "1", "one", "CREATE TABLE one (id int)", Some("DROP TABLE one")), "updated");
+    assert_eq!(
+        register(&mut client, "1", "one", "CREATE TABLE one ()", None),
+        "registered"
+    );
+    assert_eq!(
+        register(&mut client, "1", "one", "CREATE TABLE one ()", None),
+        "unchanged"
+    );
+    assert_eq!(
+        register(&mut client, "1", "one", "CREATE TABLE one (id int)", None),
+        "updated"
+    );
+    assert_eq!(
+        register(
+            &mut client,
+            "1",
+            "one",
+            "CREATE TABLE one (id int)",
+            Some("DROP TABLE one")
+        ),
+        "updated"
+    );
     let detail: String = client
-        .query_one("SELECT detail FROM migrate.history() WHERE event = 'update' ORDER BY id LIMIT 1", &[])
+        .query_one(
+            "SELECT detail FROM migrate.history() WHERE event = 'update' ORDER BY id LIMIT 1",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert!(detail.starts_with("up body (checksum "), "{detail}");
 
     // Two spellings of one version collide.
-    let error = expect_sqlstate(client.query_one("SELECT migrate.register('01', 'x', 'SELECT 1')", &[]), "42710");
-    assert_eq!(error.message(), "version \"01\" collides with registered version \"1\"");
+    let error = expect_sqlstate(
+        client.query_one("SELECT migrate.register('01', 'x', 'SELECT 1')", &[]),
+        "42710",
+    );
+    assert_eq!(
+        error.message(),
+        "version \"01\" collides with registered version \"1\""
+    );
 
     up(&mut client).unwrap();
     // Applied: the down body and the name may change, the up body may not.
-    assert_eq!(register(&mut client, "1", "one renamed", "CREATE TABLE one (id int)", Some("DROP TABLE one CASCADE")), "updated");
+    assert_eq!(
+        register(
+            &mut client,
+            "1",
+            "one renamed",
+            "CREATE TABLE one (id int)",
+            Some("DROP TABLE one CASCADE")
+        ),
+        "updated"
+    );
     let error = expect_sqlstate(
-        client.query_one("SELECT migrate.register('1', 'one', 'CREATE TABLE one (id bigint)')", &[]),
+        client.query_one(
+            "SELECT migrate.register('1', 'one', 'CREATE TABLE one (id bigint)')",
+            &[],
+        ),
         "55000",
     );
-    let applied: String = client.query_one("SELECT checksum FROM migrate.status() WHERE version = '1'", &[]).unwrap().get(0);
+    let applied: String = client
+        .query_one(
+            "SELECT checksum FROM migrate.status() WHERE version = '1'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     let new: String = client
-        .query_one("SELECT encode(sha256(convert_to('CREATE TABLE one (id bigint)', 'UTF8')), 'hex')", &[])
+        .query_one(
+            "SELECT encode(sha256(convert_to('CREATE TABLE one (id bigint)', 'UTF8')), 'hex')",
+            &[],
+        )
         .unwrap()
         .get(0);
     let detail = error.detail().unwrap();
-    assert!(detail.contains(&applied) && detail.contains(&new), "{detail}");
+    assert!(
+        detail.contains(&applied) && detail.contains(&new),
+        "{detail}"
+    );
     assert!(error.hint().is_some());
 
     // Bad arguments.
@@ -168,37 +339,82 @@ fn register_policies() {
         ("SELECT migrate.register(NULL, 'x', 'SELECT 1')", "22004"),
         ("SELECT migrate.register('2', NULL, 'SELECT 1')", "22004"),
         ("SELECT migrate.register('2', 'x', NULL)", "22004"),
-        ("SELECT migrate.register('2', 'x', 'SELECT 1', NULL, NULL)", "22004"),
+        (
+            "SELECT migrate.register('2', 'x', 'SELECT 1', NULL, NULL)",
+            "22004",
+        ),
         ("SELECT migrate.register('', 'x', 'SELECT 1')", "22023"),
         ("SELECT migrate.register('-2', 'x', 'SELECT 1')", "22023"),
         ("SELECT migrate.register('2 ', 'x', 'SELECT 1')", "22023"),
-        ("SELECT migrate.register(repeat('9', 256), 'x', 'SELECT 1')", "22023"),
+        (
+            "SELECT migrate.register(repeat('9', 256), 'x', 'SELECT 1')",
+            "22023",
+        ),
         ("SELECT migrate.register('2', ' ', 'SELECT 1')", "22023"),
-        ("SELECT migrate.register('2', repeat('n', 256), 'SELECT 1')", "22023"),
-        ("SELECT migrate.register('2', 'x', 'SELECT 1', NULL, 'bad project')", "22023"),
-        ("SELECT migrate.register('2', 'x', '  -- only a comment')", "22023"),
-        ("SELECT migrate.register('2', 'x', 'SELECT 1', '/* nothing */')", "22023"),
+        (
+            "SELECT migrate.register('2', repeat('n', 256), 'SELECT 1')",
+            "22023",
+        ),
+        (
+            "SELECT migrate.register('2', 'x', 'SELECT 1', NULL, 'bad project')",
+            "22023",
+        ),
+        (
+            "SELECT migrate.register('2', 'x', '  -- only a comment')",
+            "22023",
+        ),
+        (
+            "SELECT migrate.register('2', 'x', 'SELECT 1', '/* nothing */')",
+            "22023",
+        ),
         ("SELECT migrate.register('2', 'x', 'SELEC 1')", "42601"),
-        ("SELECT migrate.register_script('2', 'x', 'SELECT 1')", "22023"),
-        ("SELECT migrate.register_script('2', 'x', E'-- migrate:up transaction:false\nSELECT 1')", "22023"),
+        (
+            "SELECT migrate.register_script('2', 'x', 'SELECT 1')",
+            "22023",
+        ),
+        (
+            "SELECT migrate.register_script('2', 'x', E'-- migrate:up transaction:false\nSELECT 1')",
+            "22023",
+        ),
     ] {
         expect_sqlstate(client.query_one(query, &[]), sqlstate);
     }
-    assert_eq!(count(&mut client, "SELECT count(*) FROM migrate.status()"), 1, "no bad input was stored");
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM migrate.status()"),
+        1,
+        "no bad input was stored"
+    );
 }
 
 #[test]
 fn register_script_splits_the_dbmate_layout() {
     let db = TestDb::new("scripts");
     let mut client = db.connect();
-    let script = "-- header\n-- migrate:up\nCREATE TABLE s (id int);\n-- migrate:down\nDROP TABLE s;\n";
-    let result: String =
-        client.query_one("SELECT migrate.register_script('1', 's', $1)", &[&script]).unwrap().get(0);
+    let script =
+        "-- header\n-- migrate:up\nCREATE TABLE s (id int);\n-- migrate:down\nDROP TABLE s;\n";
+    let result: String = client
+        .query_one("SELECT migrate.register_script('1', 's', $1)", &[&script])
+        .unwrap()
+        .get(0);
     assert_eq!(result, "registered");
     let no_down = "-- migrate:up\nCREATE TABLE u (id int);\n-- migrate:down\n-- nothing to undo\n";
-    client.query_one("SELECT migrate.register_script('2', 'u', $1)", &[&no_down]).unwrap();
-    let rows = client.query("SELECT up_sql, down_sql FROM migrate.migrations ORDER BY version_key", &[]).unwrap();
+    client
+        .query_one("SELECT migrate.register_script('2', 'u', $1)", &[&no_down])
+        .unwrap();
+    let rows = client
+        .query(
+            "SELECT up_sql, down_sql FROM migrate.migrations ORDER BY version_key",
+            &[],
+        )
+        .unwrap();
     assert_eq!(rows[0].get::<_, String>(0), "CREATE TABLE s (id int);");
-    assert_eq!(rows[0].get::<_, Option<String>>(1).as_deref(), Some("DROP TABLE s;"));
-    assert_eq!(rows[1].get::<_, Option<String>>(1), None, "a down section without SQL is no down body");
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(1).as_deref(),
+        Some("DROP TABLE s;")
+    );
+    assert_eq!(
+        rows[1].get::<_, Option<String>>(1),
+        None,
+        "a down section without SQL is no down body"
+    );
 }

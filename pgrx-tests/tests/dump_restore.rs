@@ -10,7 +10,11 @@ fn run(program: &str, args: &[&str]) {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Everything the extension knows, as text rows, for comparison.
@@ -23,7 +27,13 @@ fn snapshot(client: &mut Client) -> Vec<String> {
     ];
     queries
         .iter()
-        .flat_map(|query| client.query(*query, &[]).unwrap().into_iter().map(|row| row.get::<_, String>(0)))
+        .flat_map(|query| {
+            client
+                .query(*query, &[])
+                .unwrap()
+                .into_iter()
+                .map(|row| row.get::<_, String>(0))
+        })
         .collect()
 }
 
@@ -40,10 +50,33 @@ fn dump_and_restore_keep_bodies_history_and_status() {
             Some(&format!("DROP TABLE d{i}")),
         );
     }
-    client.query_one("SELECT migrate.register('1', 'other', 'SELECT 1', NULL, 'other')", &[]).unwrap();
-    assert_eq!(client.query_one("SELECT migrate.up('3')", &[]).unwrap().get::<_, i32>(0), 3);
-    assert_eq!(client.query_one("SELECT migrate.down()", &[]).unwrap().get::<_, i32>(0), 1);
-    assert_eq!(client.query_one("SELECT migrate.up('3')", &[]).unwrap().get::<_, i32>(0), 1);
+    client
+        .query_one(
+            "SELECT migrate.register('1', 'other', 'SELECT 1', NULL, 'other')",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        client
+            .query_one("SELECT migrate.up('3')", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
+    assert_eq!(
+        client
+            .query_one("SELECT migrate.down()", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+    assert_eq!(
+        client
+            .query_one("SELECT migrate.up('3')", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
     let before = snapshot(&mut client);
     assert!(before.len() > 20);
     let last_event = count(&mut client, "SELECT max(id) FROM migrate.history()");
@@ -52,24 +85,58 @@ fn dump_and_restore_keep_bodies_history_and_status() {
     std::fs::create_dir_all(&dir).unwrap();
     let custom = dir.join("dump.custom");
     let plain = dir.join("dump.sql");
-    run("pg_dump", &["-Fc", "-f", custom.to_str().unwrap(), "dump_source"]);
-    run("pg_dump", &["-Fp", "-f", plain.to_str().unwrap(), "dump_source"]);
+    run(
+        "pg_dump",
+        &["-Fc", "-f", custom.to_str().unwrap(), "dump_source"],
+    );
+    run(
+        "pg_dump",
+        &["-Fp", "-f", plain.to_str().unwrap(), "dump_source"],
+    );
 
     let custom_restore = TestDb::empty("restored_custom");
-    run("pg_restore", &["--exit-on-error", "-d", "restored_custom", custom.to_str().unwrap()]);
+    run(
+        "pg_restore",
+        &[
+            "--exit-on-error",
+            "-d",
+            "restored_custom",
+            custom.to_str().unwrap(),
+        ],
+    );
     let plain_restore = TestDb::empty("restored_plain");
-    run("psql", &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "restored_plain", "-f", plain.to_str().unwrap()]);
+    run(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            "restored_plain",
+            "-f",
+            plain.to_str().unwrap(),
+        ],
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 
     for restored in [custom_restore, plain_restore] {
         let mut client = restored.connect();
-        assert_eq!(snapshot(&mut client), before, "{} differs from the source", restored.name);
+        assert_eq!(
+            snapshot(&mut client),
+            before,
+            "{} differs from the source",
+            restored.name
+        );
         // The restored database carries on: the rest applies once, event ids continue.
         assert_eq!(up(&mut client).unwrap(), 2);
         assert_eq!(count(&mut client, "SELECT count(*) FROM d5"), 1);
         assert_eq!(up(&mut client).unwrap(), 0);
         assert_eq!(
-            count(&mut client, "SELECT min(id) FROM migrate.history() WHERE event = 'up' AND version = '4'"),
+            count(
+                &mut client,
+                "SELECT min(id) FROM migrate.history() WHERE event = 'up' AND version = '4'"
+            ),
             last_event + 1,
             "the history's sequence was restored"
         );

@@ -7,7 +7,13 @@ fn a_failing_body_names_its_place_and_leaves_nothing_of_the_call() {
     let db = TestDb::new("failing_body");
     let mut client = db.connect();
     register(&mut client, "1", "first", "CREATE TABLE a (id int)", None);
-    register(&mut client, "2", "second", "CREATE TABLE b (id int); INSERT INTO b VALUES (1)", None);
+    register(
+        &mut client,
+        "2",
+        "second",
+        "CREATE TABLE b (id int); INSERT INTO b VALUES (1)",
+        None,
+    );
     register(
         &mut client,
         "3",
@@ -16,14 +22,31 @@ fn a_failing_body_names_its_place_and_leaves_nothing_of_the_call() {
         None,
     );
     let error = expect_sqlstate(up(&mut client), "22012");
-    assert_eq!(error.message(), "division by zero", "the server's own message is kept");
-    assert_eq!(error.detail(), Some("Statement 3 (line 5) of the up body of migration \"3\" (breaks)."));
+    assert_eq!(
+        error.message(),
+        "division by zero",
+        "the server's own message is kept"
+    );
+    assert_eq!(
+        error.detail(),
+        Some("Statement 3 (line 5) of the up body of migration \"3\" (breaks).")
+    );
 
     for table in ["a", "b", "c", "d"] {
         assert!(!table_exists(&mut client, table), "{table} was rolled back");
     }
-    assert!(states(&mut client).iter().all(|(_, state)| state == "pending"));
-    assert_eq!(count(&mut client, "SELECT count(*) FROM migrate.history() WHERE event = 'up'"), 0);
+    assert!(
+        states(&mut client)
+            .iter()
+            .all(|(_, state)| state == "pending")
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.history() WHERE event = 'up'"
+        ),
+        0
+    );
 
     // The server's own DETAIL stays, followed by the place; another project is named.
     register(&mut client, "3", "breaks", "SELECT 1", None);
@@ -33,10 +56,15 @@ fn a_failing_body_names_its_place_and_leaves_nothing_of_the_call() {
             &[],
         )
         .unwrap();
-    let error = expect_sqlstate(client.query_one("SELECT migrate.up(NULL, 'billing')", &[]), "23505");
+    let error = expect_sqlstate(
+        client.query_one("SELECT migrate.up(NULL, 'billing')", &[]),
+        "23505",
+    );
     assert_eq!(
         error.detail(),
-        Some("Key (id)=(1) already exists.\nStatement 2 (line 1) of the up body of migration \"1\" (dup) in project \"billing\".")
+        Some(
+            "Key (id)=(1) already exists.\nStatement 2 (line 1) of the up body of migration \"1\" (dup) in project \"billing\"."
+        )
     );
 
     // Fixed, the same call succeeds: no dirty state to clear.
@@ -48,8 +76,14 @@ fn statements_that_cannot_run_in_a_function_are_refused_at_register() {
     let db = TestDb::new("refused");
     let mut client = db.connect();
     let refused = [
-        ("CREATE INDEX CONCURRENTLY i ON t (id)", "CREATE INDEX CONCURRENTLY"),
-        ("create unique index concurrently if not exists i on t (id)", "CREATE INDEX CONCURRENTLY"),
+        (
+            "CREATE INDEX CONCURRENTLY i ON t (id)",
+            "CREATE INDEX CONCURRENTLY",
+        ),
+        (
+            "create unique index concurrently if not exists i on t (id)",
+            "CREATE INDEX CONCURRENTLY",
+        ),
         ("DROP INDEX CONCURRENTLY i", "DROP INDEX CONCURRENTLY"),
         ("REINDEX TABLE CONCURRENTLY t", "REINDEX CONCURRENTLY"),
         ("REINDEX (CONCURRENTLY) INDEX i", "REINDEX CONCURRENTLY"),
@@ -61,7 +95,10 @@ fn statements_that_cannot_run_in_a_function_are_refused_at_register() {
         ("DROP DATABASE other", "DROP DATABASE"),
         ("CREATE TABLESPACE ts LOCATION '/tmp'", "CREATE TABLESPACE"),
         ("DROP TABLESPACE ts", "DROP TABLESPACE"),
-        ("ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY", "ALTER TABLE DETACH PARTITION CONCURRENTLY"),
+        (
+            "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY",
+            "ALTER TABLE DETACH PARTITION CONCURRENTLY",
+        ),
         ("CLUSTER", "CLUSTER without a table"),
         ("DISCARD ALL", "DISCARD ALL"),
         ("BEGIN", "BEGIN"),
@@ -79,26 +116,54 @@ fn statements_that_cannot_run_in_a_function_are_refused_at_register() {
     for (statement, kind) in refused {
         // The refused statement comes second, on line 3, after a comment line.
         let body = format!("CREATE TABLE t (id int);\n-- then\n{statement};\nSELECT 1;");
-        for (up_sql, down_sql, which) in [(body.as_str(), None, "up"), ("SELECT 1", Some(body.as_str()), "down")] {
+        for (up_sql, down_sql, which) in [
+            (body.as_str(), None, "up"),
+            ("SELECT 1", Some(body.as_str()), "down"),
+        ] {
             let error = expect_sqlstate(
-                client.query_one("SELECT migrate.register('1', 'refused', $1, $2)", &[&up_sql, &down_sql]),
+                client.query_one(
+                    "SELECT migrate.register('1', 'refused', $1, $2)",
+                    &[&up_sql, &down_sql],
+                ),
                 "0A000",
             );
-            assert_eq!(error.message(), format!("{kind} cannot run inside a migration"), "{statement}");
+            assert_eq!(
+                error.message(),
+                format!("{kind} cannot run inside a migration"),
+                "{statement}"
+            );
             assert_eq!(
                 error.detail(),
-                Some(format!("Statement 2 (line 3) of the {which} body of migration \"1\" (refused).").as_str())
+                Some(
+                    format!(
+                        "Statement 2 (line 3) of the {which} body of migration \"1\" (refused)."
+                    )
+                    .as_str()
+                )
             );
             assert!(error.hint().is_some(), "{statement}");
         }
     }
     let error = expect_sqlstate(
-        client.query_one("SELECT migrate.register('1', 'meta', E'SELECT 1;\\n\\\\connect other\\nSELECT 2;')", &[]),
+        client.query_one(
+            "SELECT migrate.register('1', 'meta', E'SELECT 1;\\n\\\\connect other\\nSELECT 2;')",
+            &[],
+        ),
         "42601",
     );
-    assert_eq!(error.message(), "psql meta-command \"\\connect\" is not SQL");
-    assert_eq!(error.detail(), Some("Line 2 of the up body of migration \"1\" (meta)."));
-    assert_eq!(count(&mut client, "SELECT count(*) FROM migrate.status()"), 0, "nothing was registered");
+    assert_eq!(
+        error.message(),
+        "psql meta-command \"\\connect\" is not SQL"
+    );
+    assert_eq!(
+        error.detail(),
+        Some("Line 2 of the up body of migration \"1\" (meta).")
+    );
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM migrate.status()"),
+        0,
+        "nothing was registered"
+    );
 }
 
 #[test]
@@ -106,27 +171,37 @@ fn statements_that_only_look_refused_are_accepted_and_run() {
     let db = TestDb::new("lookalikes");
     let mut client = db.connect();
     let body = r#"
-CREATE TABLE concurrently (id int PRIMARY KEY, note text);
-INSERT INTO concurrently VALUES (1, 'CREATE INDEX CONCURRENTLY; COMMIT; VACUUM');
+CREATE TABLE "concurrently" (id int PRIMARY KEY, note text);
+INSERT INTO "concurrently" VALUES (1, 'CREATE INDEX CONCURRENTLY; COMMIT; VACUUM');
 -- VACUUM in a comment; BEGIN; COMMIT;
 /* CREATE INDEX CONCURRENTLY in a block comment */
-CREATE MATERIALIZED VIEW mv AS SELECT id FROM concurrently;
+CREATE MATERIALIZED VIEW mv AS SELECT id FROM "concurrently";
 CREATE UNIQUE INDEX mv_id ON mv (id);
 REFRESH MATERIALIZED VIEW CONCURRENTLY mv;
 CREATE FUNCTION refresh_mv() RETURNS void LANGUAGE sql AS $fn$
     REFRESH MATERIALIZED VIEW CONCURRENTLY mv;
 $fn$;
 DO $do$ BEGIN PERFORM 'COMMIT'; RAISE NOTICE 'VACUUM %', 1; END $do$;
-ANALYZE concurrently;
-CREATE INDEX concurrently_note ON concurrently (note);
-CLUSTER concurrently USING concurrently_pkey;
-INSERT INTO concurrently VALUES (2, $$dollar; quoted; ;$$)
+ANALYZE "concurrently";
+CREATE INDEX concurrently_note ON "concurrently" (note);
+CLUSTER "concurrently" USING concurrently_pkey;
+INSERT INTO "concurrently" VALUES (2, $$dollar; quoted; ;$$)
 "#;
-    assert_eq!(register(&mut client, "1", "look-alikes", body, None), "registered");
+    assert_eq!(
+        register(&mut client, "1", "look-alikes", body, None),
+        "registered"
+    );
     assert_eq!(up(&mut client).unwrap(), 1);
-    assert_eq!(count(&mut client, "SELECT count(*) FROM concurrently"), 2, "the last statement had no semicolon");
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM \"concurrently\""),
+        2,
+        "the last statement had no semicolon"
+    );
     assert_eq!(count(&mut client, "SELECT count(*) FROM mv"), 1);
-    let note: String = client.query_one("SELECT note FROM concurrently WHERE id = 2", &[]).unwrap().get(0);
+    let note: String = client
+        .query_one("SELECT note FROM \"concurrently\" WHERE id = 2", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(note, "dollar; quoted; ;");
 }
 
@@ -138,23 +213,50 @@ fn out_of_order_is_refused_until_allowed() {
     register(&mut client, "3", "three", "CREATE TABLE three ()", None);
     assert_eq!(up(&mut client).unwrap(), 2);
     register(&mut client, "2", "two", "CREATE TABLE two ()", None);
-    register(&mut client, "2.5", "two and a half", "CREATE TABLE two_half ()", None);
+    register(
+        &mut client,
+        "2.5",
+        "two and a half",
+        "CREATE TABLE two_half ()",
+        None,
+    );
     register(&mut client, "4", "four", "CREATE TABLE four ()", None);
 
     let error = expect_sqlstate(up(&mut client), "55000");
-    assert_eq!(error.message(), "pending migrations are older than applied migration \"3\"");
+    assert_eq!(
+        error.message(),
+        "pending migrations are older than applied migration \"3\""
+    );
     assert_eq!(error.detail(), Some("Out of order: \"2\", \"2.5\"."));
     assert!(error.hint().unwrap().contains("migrate.allow_out_of_order"));
     assert!(!table_exists(&mut client, "four"), "nothing was applied");
 
-    client.batch_execute("SET migrate.allow_out_of_order = on").unwrap();
+    client
+        .batch_execute("SET migrate.allow_out_of_order = on")
+        .unwrap();
     assert_eq!(up(&mut client).unwrap(), 3);
     let order: Vec<String> = states(&mut client).into_iter().map(|(v, _)| v).collect();
-    assert_eq!(order, ["1", "3", "2", "2.5", "4"], "status lists migrations in apply order");
+    assert_eq!(
+        order,
+        ["1", "3", "2", "2.5", "4"],
+        "status lists migrations in apply order"
+    );
     // down() reverts the most recently applied first.
     client.batch_execute("SELECT migrate.down(0)").unwrap();
-    register(&mut client, "4", "four", "CREATE TABLE four ()", Some("DROP TABLE four"));
-    assert_eq!(client.query_one("SELECT migrate.down(1)", &[]).unwrap().get::<_, i32>(0), 1);
+    register(
+        &mut client,
+        "4",
+        "four",
+        "CREATE TABLE four ()",
+        Some("DROP TABLE four"),
+    );
+    assert_eq!(
+        client
+            .query_one("SELECT migrate.down(1)", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
     assert!(!table_exists(&mut client, "four"));
 }
 
@@ -162,7 +264,13 @@ fn out_of_order_is_refused_until_allowed() {
 fn only_read_committed_callers_may_run() {
     let db = TestDb::new("isolation");
     let mut client = db.connect();
-    register(&mut client, "1", "one", "CREATE TABLE one ()", Some("DROP TABLE one"));
+    register(
+        &mut client,
+        "1",
+        "one",
+        "CREATE TABLE one ()",
+        Some("DROP TABLE one"),
+    );
     for level in ["REPEATABLE READ", "SERIALIZABLE"] {
         for call in [
             "SELECT migrate.up()",
@@ -176,13 +284,22 @@ fn only_read_committed_callers_may_run() {
             });
             let mut transaction = transaction.start().unwrap();
             let error = expect_sqlstate(transaction.query_one(call, &[]), "25000");
-            assert!(error.message().ends_with("must run in a READ COMMITTED transaction"), "{call}");
+            assert!(
+                error
+                    .message()
+                    .ends_with("must run in a READ COMMITTED transaction"),
+                "{call}"
+            );
             assert!(error.detail().unwrap().contains(level));
         }
     }
-    client.batch_execute("SET default_transaction_isolation = 'repeatable read'").unwrap();
+    client
+        .batch_execute("SET default_transaction_isolation = 'repeatable read'")
+        .unwrap();
     expect_sqlstate(up(&mut client), "25000");
-    client.batch_execute("RESET default_transaction_isolation").unwrap();
+    client
+        .batch_execute("RESET default_transaction_isolation")
+        .unwrap();
     assert_eq!(up(&mut client).unwrap(), 1);
 }
 
@@ -194,14 +311,26 @@ fn a_body_cannot_call_the_runner() {
         ("SELECT migrate.up()", "migrate.up()"),
         ("SELECT migrate.down()", "migrate.down()"),
         ("SELECT migrate.down_to('1')", "migrate.down_to()"),
-        ("SELECT migrate.register('9', 'x', 'SELECT 1')", "migrate.register()"),
-        ("SELECT migrate.register_script('9', 'x', '-- migrate:up\nSELECT 1')", "migrate.register_script()"),
+        (
+            "SELECT migrate.register('9', 'x', 'SELECT 1')",
+            "migrate.register()",
+        ),
+        (
+            "SELECT migrate.register_script('9', 'x', '-- migrate:up\nSELECT 1')",
+            "migrate.register_script()",
+        ),
         // Also through a function the body defines.
-        ("CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'SELECT migrate.up()'; SELECT sneaky()", "migrate.up()"),
+        (
+            "CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'SELECT migrate.up()'; SELECT sneaky()",
+            "migrate.up()",
+        ),
     ] {
         register(&mut client, "1", "nested", call, None);
         let error = expect_sqlstate(up(&mut client), "55000");
-        assert_eq!(error.message(), format!("{function} cannot be called from a migration body"));
+        assert_eq!(
+            error.message(),
+            format!("{function} cannot be called from a migration body")
+        );
     }
     // The guard is released after the failure: the session works normally.
     register(&mut client, "1", "nested", "SELECT 1", None);
