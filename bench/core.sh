@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Benchmarks the issue's performance floor on a throw-away server with a release build:
+#   1. N trivial migrations (one INSERT each) applied by one SELECT migrate.up(), against psql
+#      running the same N statements in one transaction (the floor);
+#   2. the application start-up case: registering all N again (unchanged) plus up();
+#   3. SELECT * FROM migrate.status() over N migrations.
+# Prints medians over RUNS runs and ratios to the floor. Not a test: it asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-1000}
+RUNS=${RUNS:-7}
+DIR=${MIGRATIONS_BENCH_DIR:-/tmp/migrations-bench}
+PORT=${MIGRATIONS_BENCH_PORT:-54334}
+BIN=/usr/lib/postgresql/15/bin
+
+bash scripts/setup.sh
+echo "building the release extension..." >&2
+cargo pgrx install --release --pg-config "$BIN/pg_config" >/dev/null
+bash scripts/cluster.sh stop "$DIR"
+trap 'bash scripts/cluster.sh stop "$DIR"; rm -rf "$WORK"' EXIT
+eval "$(bash scripts/cluster.sh start "$DIR" "$PORT")"
+WORK=$(mktemp -d)
+
+# The same N statements, as one psql file and as N register() calls.
+for i in $(seq 1 "$N"); do echo "INSERT INTO bench_log VALUES ($i);"; done >"$WORK/bodies.sql"
+for i in $(seq 1 "$N"); do
+    printf "SELECT migrate.register('%06d', 'insert %d', 'INSERT INTO bench_log VALUES (%d);');\n" "$i" "$i" "$i"
+done >"$WORK/register.sql"
+
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+fresh_db() { # fresh_db NAME [WITH_EXTENSION]
+    dropdb --if-exists "$1" 2>/dev/null
+    createdb "$1"
+    psql_q -d "$1" -c "CREATE TABLE bench_log (i int)"
+    if [[ ${2:-} ]]; then psql_q -d "$1" -c "CREATE EXTENSION migrations"; fi
+}
+now_ns() { date +%s%N; }
+median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+floor=() up=() startup=()
+for _ in $(seq 1 "$RUNS"); do
+    fresh_db floor
+    start=$(now_ns); psql_q -d floor -1 -f "$WORK/bodies.sql"; end=$(now_ns)
+    floor+=($(((end - start) / 1000)))
+
+    fresh_db ext yes
+    psql_q -d ext -f "$WORK/register.sql" >/dev/null
+    start=$(now_ns); psql_q -d ext -c "SELECT migrate.up()" >/dev/null 2>&1; end=$(now_ns)
+    up+=($(((end - start) / 1000)))
+    [[ $(psql -X -A -t -d ext -c "SELECT count(*) FROM bench_log") == "$N" ]]
+
+    start=$(now_ns); psql_q -d ext -1 -f "$WORK/register.sql" -c "SELECT migrate.up()" >/dev/null 2>&1; end=$(now_ns)
+    startup+=($(((end - start) / 1000)))
+done
+
+echo "SELECT * FROM migrate.status();" >"$WORK/status.sql"
+status_ms=$("$BIN/pgbench" -n -t 200 -f "$WORK/status.sql" ext 2>/dev/null | awk '/latency average/ {print $4}')
+[[ $(psql -X -A -t -d ext -c "SELECT count(*) FROM migrate.status()") == "$N" ]]
+
+floor_us=$(printf '%s\n' "${floor[@]}" | median)
+up_us=$(printf '%s\n' "${up[@]}" | median)
+startup_us=$(printf '%s\n' "${startup[@]}" | median)
+awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v s="$startup_us" -v st="$status_ms" 'BEGIN {
+    printf "migrations benchmark: %d trivial migrations, median of %d runs, one psql call each\n\n", n, runs
+    printf "| %-58s | %10s | %8s |\n", "workload", "median ms", "vs floor"
+    printf "|%s|%s|%s|\n", "------------------------------------------------------------", "------------", "----------"
+    printf "| %-58s | %10.1f | %8s |\n", "psql -1 -f: the " n " bodies in one transaction (floor)", f / 1000, "1.00"
+    printf "| %-58s | %10.1f | %8.2f |\n", "SELECT migrate.up() applying " n " registered migrations", u / 1000, u / f
+    printf "| %-58s | %10.1f | %8.2f |\n", "start-up no-op: " n " register() calls (unchanged) + up()", s / 1000, s / f
+    printf "| %-58s | %10.2f | %8s |\n", "SELECT * FROM migrate.status() over " n " (pgbench avg)", st, "-"
+}'
