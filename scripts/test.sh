@@ -22,4 +22,4 @@ cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 trap 'bash scripts/cluster.sh stop "$WORK/cluster"' EXIT
 bash scripts/cluster.sh start "$WORK/cluster" 54331 >/dev/null
 MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 \
-    cargo test --package migrations-tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}"
+    cargo test --package migrations-tests --tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}"
