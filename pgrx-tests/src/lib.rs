@@ -143,6 +143,14 @@ pub fn up(client: &mut Client) -> Result<i32, postgres::Error> {
         .map(|row| row.get(0))
 }
 
+/// The integer a runner call (`SELECT migrate.up(...)`, `down`, `down_to`) returns.
+pub fn call(client: &mut impl postgres::GenericClient, query: &str) -> i32 {
+    client
+        .query_one(query, &[])
+        .unwrap_or_else(|e| panic!("{query}: {e:?}"))
+        .get(0)
+}
+
 pub fn count(client: &mut Client, query: &str) -> i64 {
     client
         .query_one(query, &[])

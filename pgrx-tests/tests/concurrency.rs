@@ -123,13 +123,7 @@ fn a_runner_that_waited_sees_what_the_first_one_applied() {
         );
     }
     let mut transaction = first.transaction().unwrap();
-    assert_eq!(
-        transaction
-            .query_one("SELECT migrate.up()", &[])
-            .unwrap()
-            .get::<_, i32>(0),
-        3
-    );
+    assert_eq!(call(&mut transaction, "SELECT migrate.up()"), 3);
 
     let mut second = db.connect();
     let second_pid: i32 = second

@@ -130,13 +130,7 @@ fn full_cycle_on_the_examples() {
     assert_eq!(up(&mut client).unwrap(), 0, "nothing left to apply");
 
     // down(): the newest first.
-    assert_eq!(
-        client
-            .query_one("SELECT migrate.down()", &[])
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
+    assert_eq!(call(&mut client, "SELECT migrate.down()"), 1);
     assert_eq!(
         count(
             &mut client,
@@ -183,13 +177,7 @@ fn full_cycle_on_the_examples() {
     assert_eq!(applied, versions(0..3));
 
     // down(n) with more steps than applied reverts what there is.
-    assert_eq!(
-        client
-            .query_one("SELECT migrate.down(10)", &[])
-            .unwrap()
-            .get::<_, i32>(0),
-        3
-    );
+    assert_eq!(call(&mut client, "SELECT migrate.down(10)"), 3);
     assert!(!table_exists(&mut client, "customers"));
 
     let events: Vec<(String, i64)> = client

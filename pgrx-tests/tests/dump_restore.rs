@@ -56,27 +56,9 @@ fn dump_and_restore_keep_bodies_history_and_status() {
             &[],
         )
         .unwrap();
-    assert_eq!(
-        client
-            .query_one("SELECT migrate.up('3')", &[])
-            .unwrap()
-            .get::<_, i32>(0),
-        3
-    );
-    assert_eq!(
-        client
-            .query_one("SELECT migrate.down()", &[])
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
-    assert_eq!(
-        client
-            .query_one("SELECT migrate.up('3')", &[])
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
+    assert_eq!(call(&mut client, "SELECT migrate.up('3')"), 3);
+    assert_eq!(call(&mut client, "SELECT migrate.down()"), 1);
+    assert_eq!(call(&mut client, "SELECT migrate.up('3')"), 1);
     let before = snapshot(&mut client);
     assert!(before.len() > 20);
     let last_event = count(&mut client, "SELECT max(id) FROM migrate.history()");

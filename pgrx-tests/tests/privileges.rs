@@ -274,13 +274,7 @@ fn hostile_search_paths_and_body_settings_change_nothing() {
     client
         .batch_execute("SELECT * FROM migrate.status(); SELECT * FROM migrate.history()")
         .unwrap();
-    assert_eq!(
-        client
-            .query_one("SELECT migrate.down(2)", &[])
-            .unwrap()
-            .get::<_, i32>(0),
-        2
-    );
+    assert_eq!(call(&mut client, "SELECT migrate.down(2)"), 2);
     let setting: String = client.query_one("SHOW search_path", &[]).unwrap().get(0);
     assert_eq!(
         setting, "hostile, public, pg_catalog",
