@@ -18,6 +18,7 @@ struct Run<'a> {
     project: &'a str,
     owner: pg_sys::Oid,
     role: String,
+    _snapshot: session::FreshSnapshot,
 }
 
 impl<'a> Run<'a> {
@@ -27,11 +28,12 @@ impl<'a> Run<'a> {
         version::check_project(project)?;
         let owner = session::extension_owner()?;
         let (_, role) = session::current_role();
-        session::lock_runner();
+        let snapshot = session::lock_runner();
         Ok(Run {
             project,
             owner,
             role,
+            _snapshot: snapshot,
         })
     }
 
@@ -73,14 +75,18 @@ impl<'a> Run<'a> {
 /// `migrate.up()`: applies the pending migrations of `project` up to `target`, in version order.
 pub fn up(project: &str, target: Option<&str>) -> Result<i32, MigrateError> {
     let run = Run::start("migrate.up()", project)?;
-    let (pending, recorder) = run.as_owner(|| {
+    let pending = run.as_owner(|| {
         let up_to = target.map(|target| run.target_key(target)).transpose()?;
         let pending = store::pending(project, up_to.as_deref())?;
         if !gucs::ALLOW_OUT_OF_ORDER.get() {
             refuse_out_of_order(project, &pending)?;
         }
-        Ok((pending, Recorder::new()?))
+        Ok(pending)
     })?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let recorder = run.as_owner(Recorder::new)?;
     for migration in &pending {
         let duration_ms = run_body(&run.place(migration, Body::Up), migration)?;
         run.as_owner(|| recorder.applied(project, migration, &run.role, duration_ms))?;
@@ -135,7 +141,10 @@ fn revert(
     run: &Run<'_>,
     select: impl FnOnce(&Run<'_>) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<i32, MigrateError> {
-    let (migrations, recorder) = run.as_owner(|| Ok((select(run)?, Recorder::new()?)))?;
+    let migrations = run.as_owner(|| select(run))?;
+    if migrations.is_empty() {
+        return Ok(0);
+    }
     let without_down: Vec<String> = migrations
         .iter()
         .filter(|m| m.body.is_none())
@@ -147,6 +156,7 @@ fn revert(
             versions: without_down,
         });
     }
+    let recorder = run.as_owner(Recorder::new)?;
     for migration in &migrations {
         let duration_ms = run_body(&run.place(migration, Body::Down), migration)?;
         run.as_owner(|| recorder.reverted(run.project, migration, &run.role, duration_ms))?;

@@ -61,14 +61,37 @@ pub fn require_read_committed(function: &'static str) -> Result<(), MigrateError
     }
 }
 
-/// Waits for the runner lock, held until the transaction ends.
-pub fn lock_runner() {
-    // SAFETY: the function takes one int8 argument and returns void.
+/// Waits for the runner lock, held until the transaction ends, then makes a snapshot taken after
+/// the wait the active one while the returned guard lives. Read-only SPI reads under the active
+/// snapshot and assigns no transaction id, so a runner that waited sees what the holder
+/// committed, and a call that finds nothing to do writes nothing, not even a commit record.
+pub fn lock_runner() -> FreshSnapshot {
+    // SAFETY: the function takes one int8 argument and returns void; in READ COMMITTED
+    // GetTransactionSnapshot takes a new snapshot, which PushActiveSnapshot copies.
     unsafe {
         pgrx::direct_function_call_as_datum(
             pg_sys::pg_advisory_xact_lock_int8,
             &[RUNNER_LOCK_KEY.into_datum()],
         );
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        FreshSnapshot(pg_sys::GetActiveSnapshot())
+    }
+}
+
+pub struct FreshSnapshot(pg_sys::Snapshot);
+
+impl Drop for FreshSnapshot {
+    fn drop(&mut self) {
+        // After an error, snapshots of the failed statement may lie above ours; (sub)transaction
+        // abort unwinds the whole stack, so only our own is popped, and only when on top.
+        unsafe {
+            if !std::thread::panicking()
+                && pg_sys::ActiveSnapshotSet()
+                && pg_sys::GetActiveSnapshot() == self.0
+            {
+                pg_sys::PopActiveSnapshot();
+            }
+        }
     }
 }
 
@@ -155,8 +178,15 @@ pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
 /// The role that owns the extension, and so its tables.
 pub fn extension_owner() -> Result<pg_sys::Oid, MigrateError> {
     // Fully qualified, operator included: this runs under the caller's search_path.
-    let owner = Spi::get_one::<pg_sys::Oid>(
-        "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrations'",
-    )?;
+    let owner = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrations'",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get_one::<pg_sys::Oid>()
+    })?;
     Ok(owner.expect("the extension is installed while its functions run"))
 }

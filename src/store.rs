@@ -1,7 +1,8 @@
 //! Reads and writes of the extension's tables. Every function here runs inside
-//! `session::as_owner`, under `search_path = pg_catalog, pg_temp`, and reads with a fresh
-//! snapshot: `SpiClient::update` runs statements read-write, which in READ COMMITTED takes a new
-//! snapshot per statement, so a runner that waited for the lock sees what its predecessor wrote.
+//! `session::as_owner`, under `search_path = pg_catalog, pg_temp`. Reads are read-only SPI,
+//! which uses the snapshot `session::lock_runner` made active after the wait (or, once the
+//! call has written, a new snapshot per statement): either way a runner that waited sees what
+//! its predecessor committed.
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -43,12 +44,12 @@ pub struct NewMigration<'a> {
 }
 
 fn migrations(
-    client: &mut SpiClient<'_>,
+    client: &SpiClient<'_>,
     query: &str,
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<Vec<Migration>> {
     client
-        .update(query, None, args)?
+        .select(query, None, args)?
         .map(|row| {
             Ok(Migration {
                 version: row.get(1)?.unwrap_or_default(),
@@ -63,7 +64,7 @@ fn migrations(
 
 /// Pending migrations of `project`, in version order, up to `up_to` (a version key) if given.
 pub fn pending(project: &str, up_to: Option<&[u8]>) -> Result<Vec<Migration>, MigrateError> {
-    Ok(Spi::connect_mut(|client| {
+    Ok(Spi::connect(|client| {
         migrations(
             client,
             "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by
@@ -84,7 +85,7 @@ pub fn applied_newest_first(
     above: Option<&[u8]>,
     limit: Option<i64>,
 ) -> Result<Vec<Migration>, MigrateError> {
-    Ok(Spi::connect_mut(|client| {
+    Ok(Spi::connect(|client| {
         migrations(
             client,
             "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by
@@ -101,8 +102,8 @@ pub fn applied_newest_first(
 
 /// The applied migration of `project` with the highest version, as (version, version key).
 pub fn highest_applied(project: &str) -> Result<Option<(String, Vec<u8>)>, MigrateError> {
-    Ok(Spi::connect_mut(|client| {
-        let row = client.update(
+    Ok(Spi::connect(|client| {
+        let row = client.select(
             "SELECT m.version, m.version_key
                FROM migrate.applied a
                JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
@@ -124,8 +125,8 @@ pub fn highest_applied(project: &str) -> Result<Option<(String, Vec<u8>)>, Migra
 
 /// The version key of a registered version of `project`.
 pub fn version_key(project: &str, version: &str) -> Result<Option<Vec<u8>>, MigrateError> {
-    Ok(Spi::connect_mut(|client| {
-        let rows = client.update(
+    Ok(Spi::connect(|client| {
+        let rows = client.select(
             "SELECT m.version_key FROM migrate.migrations m WHERE m.project = $1 AND m.version = $2",
             None,
             &[project.into(), version.into()],
@@ -140,8 +141,8 @@ pub fn version_key(project: &str, version: &str) -> Result<Option<Vec<u8>>, Migr
 
 /// The migration of `project` holding `version_key`, whatever spelling of the version it uses.
 pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered>, MigrateError> {
-    Ok(Spi::connect_mut(|client| {
-        let rows = client.update(
+    Ok(Spi::connect(|client| {
+        let rows = client.select(
             "SELECT m.version, m.name, m.up_sql, m.down_sql, m.checksum,
                     EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version)
                FROM migrate.migrations m

@@ -25,7 +25,7 @@ fn examples() -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn register_examples(client: &mut Client) -> Vec<String> {
+fn register_examples(client: &mut impl postgres::GenericClient) -> Vec<String> {
     examples()
         .iter()
         .map(|(version, name, script)| {
@@ -128,6 +128,22 @@ fn full_cycle_on_the_examples() {
         );
     }
     assert_eq!(up(&mut client).unwrap(), 0, "nothing left to apply");
+
+    // The application start-up case writes nothing when nothing changed: registering unchanged
+    // migrations and an up() with nothing pending assign no transaction id.
+    let mut transaction = client.transaction().unwrap();
+    assert!(
+        register_examples(&mut transaction)
+            .iter()
+            .all(|r| r == "unchanged")
+    );
+    assert_eq!(call(&mut transaction, "SELECT migrate.up()"), 0);
+    let xid: Option<String> = transaction
+        .query_one("SELECT pg_current_xact_id_if_assigned()::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(xid, None, "a no-op start-up wrote to the database");
+    transaction.commit().unwrap();
 
     // down(): the newest first.
     assert_eq!(call(&mut client, "SELECT migrate.down()"), 1);
