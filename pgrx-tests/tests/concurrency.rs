@@ -8,8 +8,8 @@ use migrations_tests::*;
 const RUNNERS: usize = 16;
 const MIGRATIONS: usize = 200;
 
-/// Waits until `pid` is waiting for an advisory lock. Polls a condition the server reports;
-/// the bound only stops a broken test from hanging.
+/// Waits until `pid` is waiting for an advisory lock (the runner's, or one a body asks for).
+/// Polls a condition the server reports; the bound only stops a broken test from hanging.
 fn wait_until_blocked_on_advisory_lock(observer: &mut Client, pid: i32) {
     for _ in 0..2000 {
         let waiting = count(
@@ -164,4 +164,86 @@ fn status_answers_while_a_runner_holds_the_lock() {
         states(&mut observer),
         vec![("1".to_owned(), "applied".to_owned())]
     );
+}
+
+#[test]
+fn cancel_or_terminate_in_the_middle_of_a_chain_leaves_nothing() {
+    let db = TestDb::new("interrupted");
+    let mut setup = db.connect();
+    // Migration 3 of 5 waits for an advisory lock this test holds: the test knows where the
+    // runner is, and interrupts it there.
+    for i in 1..=5 {
+        let body = if i == 3 {
+            "CREATE TABLE i3 (); SELECT pg_advisory_lock(4242);".to_owned()
+        } else {
+            format!("CREATE TABLE i{i} ()")
+        };
+        register(&mut setup, &i.to_string(), "step", &body, None);
+    }
+    let mut holder = db.connect();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(4242)")
+        .unwrap();
+
+    for (interrupt, sqlstate) in [
+        ("pg_cancel_backend", "57014"),
+        ("pg_terminate_backend", "57P01"),
+    ] {
+        let mut runner = db.connect();
+        let pid: i32 = runner
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        let running = thread::spawn(move || up(&mut runner));
+        let mut observer = db.connect();
+        wait_until_blocked_on_advisory_lock(&mut observer, pid);
+        let signalled: bool = observer
+            .query_one(&format!("SELECT {interrupt}($1)"), &[&pid])
+            .unwrap()
+            .get(0);
+        assert!(signalled);
+        let error = running
+            .join()
+            .unwrap()
+            .expect_err("the interrupted call fails");
+        // A terminated backend may close the connection before its FATAL message arrives.
+        let code = error.as_db_error().map(|e| e.code().code().to_owned());
+        match interrupt {
+            "pg_cancel_backend" => assert_eq!(code.as_deref(), Some(sqlstate), "{error:?}"),
+            _ => assert!(
+                code.is_none() || code.as_deref() == Some(sqlstate),
+                "{error:?}"
+            ),
+        }
+        // Nothing of the call remains, and the runner lock is free at once.
+        for table in ["i1", "i2", "i3"] {
+            assert!(!table_exists(&mut observer, table), "{interrupt}: {table}");
+        }
+        assert!(
+            states(&mut observer)
+                .iter()
+                .all(|(_, state)| state == "pending")
+        );
+        assert_eq!(
+            count(
+                &mut observer,
+                "SELECT count(*) FROM migrate.history() WHERE event = 'up'"
+            ),
+            0
+        );
+        assert_eq!(
+            runner_locks(&mut observer, true),
+            0,
+            "{interrupt} left the runner lock"
+        );
+    }
+    holder
+        .batch_execute("SELECT pg_advisory_unlock(4242)")
+        .unwrap();
+    assert_eq!(
+        up(&mut setup).unwrap(),
+        5,
+        "a fresh run applies everything once"
+    );
+    assert_eq!(up(&mut setup).unwrap(), 0);
 }
