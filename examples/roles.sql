@@ -18,3 +18,4 @@ GRANT EXECUTE ON FUNCTION
     migrate.down(integer, text),
     migrate.down_to(text, text)
 TO migrate_deployer;
+GRANT EXECUTE ON PROCEDURE migrate.apply(text, text) TO migrate_deployer;

@@ -33,7 +33,8 @@ CREATE TABLE migrate.events (
     checksum    text,
     detail      text
 );
-COMMENT ON TABLE migrate.events IS 'append-only history: register, update, up, down';
+COMMENT ON TABLE migrate.events IS 'append-only history: register, update, up, down, failed, baseline, rehearse';
+CREATE INDEX events_migration_idx ON migrate.events (project, version, id);
 COMMENT ON COLUMN migrate.events.role IS 'role that acted (current_user of the call)';
 
 CREATE TABLE migrate.applied (

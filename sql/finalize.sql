@@ -15,7 +15,15 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT m.project, m.version, m.name,
-           CASE WHEN a.version IS NULL THEN 'pending' ELSE 'applied' END,
+           CASE
+               WHEN a.version IS NOT NULL THEN 'applied'
+               -- failed until applied, or until its body is replaced (an update event)
+               WHEN (SELECT e.event FROM migrate.events e
+                      WHERE e.project OPERATOR(pg_catalog.=) m.project
+                        AND e.version OPERATOR(pg_catalog.=) m.version
+                      ORDER BY e.id DESC LIMIT 1) OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
+               ELSE 'pending'
+           END,
            a.applied_at, a.applied_by, a.duration_ms, m.checksum
       FROM migrate.migrations m
       LEFT JOIN migrate.applied a
@@ -49,9 +57,9 @@ AS $$
 $$;
 COMMENT ON FUNCTION migrate.history(text) IS 'the event log of a project (NULL: all), oldest first';
 
--- Functions are executable by PUBLIC when created; none of these is. The README shows the
+-- Functions and procedures are executable by PUBLIC when created; none of these is. The README shows the
 -- GRANTs for a read-only role and a deployer role.
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA migrate FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM PUBLIC;
 REVOKE ALL ON SCHEMA migrate FROM PUBLIC;

@@ -81,3 +81,25 @@ fn down_to(
         required(target, "target")?,
     )?)
 }
+
+/// Applies like `up()`, but commits after each migration; a failing one is rolled back alone,
+/// recorded as failed, and raised. Inside a transaction block it cannot commit and works as `up()`.
+#[pg_extern(sql = "
+CREATE PROCEDURE migrate.apply(target text DEFAULT NULL, project text DEFAULT 'default')
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+")]
+fn apply(
+    target: Option<&str>,
+    project: Option<&str>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<(), ErrorReport> {
+    // SAFETY: fcinfo is this call's; a CALL passes a CallContext saying whether it may commit.
+    let nonatomic = unsafe {
+        let context = (*fcinfo).context;
+        !context.is_null()
+            && (*context).type_ == pg_sys::NodeTag::T_CallContext
+            && !(*(context as *mut pg_sys::CallContext)).atomic
+    };
+    runner::apply(required(project, "project")?, target, nonatomic)?;
+    Ok(())
+}

@@ -69,23 +69,62 @@ impl fmt::Display for Place {
     }
 }
 
-/// What pgrx keeps of an error the server raised and we caught.
+/// The parts of an error as the client sees them: of one the server raised and we caught (pgrx
+/// keeps these), or of one of ours.
 #[derive(Debug)]
-pub struct ServerError {
+pub struct ErrorParts {
     pub code: PgSqlErrorCode,
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
 }
 
-impl From<&CaughtError> for ServerError {
+impl ErrorParts {
+    fn new(code: PgSqlErrorCode, message: String) -> Self {
+        ErrorParts {
+            code,
+            message,
+            detail: None,
+            hint: None,
+        }
+    }
+
+    fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The five-character SQLSTATE.
+    pub fn sqlstate(&self) -> String {
+        // SAFETY: unpack_sql_state returns a pointer to a static buffer holding 5 characters.
+        let code =
+            unsafe { std::ffi::CStr::from_ptr(pgrx::pg_sys::unpack_sql_state(self.code as i32)) };
+        code.to_string_lossy().into_owned()
+    }
+
+    /// Appends where in which migration it happened to the DETAIL.
+    fn at(mut self, place: Place) -> Self {
+        self.detail = Some(match self.detail {
+            Some(detail) => format!("{detail}\n{place}"),
+            None => place.to_string(),
+        });
+        self
+    }
+}
+
+impl From<&CaughtError> for ErrorParts {
     fn from(caught: &CaughtError) -> Self {
         let (CaughtError::PostgresError(report)
         | CaughtError::ErrorReport(report)
         | CaughtError::RustPanic {
             ereport: report, ..
         }) = caught;
-        ServerError {
+        ErrorParts {
             code: report.sql_error_code(),
             message: report.message().to_owned(),
             detail: report.detail().map(str::to_owned),
@@ -161,9 +200,21 @@ pub enum MigrateError {
         role: String,
         place: Place,
     },
+    /// The server's own error, kept as it was.
+    Server(ErrorParts),
+    RunnerBusy {
+        waited_ms: i32,
+        holder: Option<i32>,
+    },
+    LockTimeout {
+        error: ErrorParts,
+        place: Place,
+        attempts: i32,
+        timeout_ms: i32,
+    },
     /// A body failed: the server's own error, kept as it was, with the place added.
     BodyFailed {
-        error: ServerError,
+        error: ErrorParts,
         place: Place,
     },
     Spi(pgrx::spi::Error),
@@ -191,24 +242,44 @@ fn in_project(project: &str) -> String {
     }
 }
 
+impl From<ErrorParts> for ErrorReport {
+    fn from(parts: ErrorParts) -> Self {
+        let report = ErrorReport::new(parts.code, parts.message, "migrate");
+        let report = match parts.detail {
+            Some(detail) => report.set_detail(detail),
+            None => report,
+        };
+        match parts.hint {
+            Some(hint) => report.set_hint(hint),
+            None => report,
+        }
+    }
+}
+
 impl From<MigrateError> for ErrorReport {
+    fn from(error: MigrateError) -> Self {
+        ErrorParts::from(error).into()
+    }
+}
+
+impl From<MigrateError> for ErrorParts {
     fn from(error: MigrateError) -> Self {
         use MigrateError::*;
         use PgSqlErrorCode::*;
-        let report = |code, message: String| ErrorReport::new(code, message, "migrate");
+        let report = ErrorParts::new;
         match error {
             NullArgument { argument } => report(ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{argument} must not be null")),
             InvalidVersion { version } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration version \"{version}\""))
-                .set_detail(format!(
+                .detail(format!(
                     "A version has 1 to {MAX_VERSION_LEN} letters, digits, \".\", \"_\" and \"-\", and starts with a letter or digit."
                 ))
-                .set_hint("Timestamps such as 20260115120000 or numbers such as 0001 work well."),
+                .hint("Timestamps such as 20260115120000 or numbers such as 0001 work well."),
             InvalidProject { project } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid project name \"{project}\""))
-                .set_detail(format!(
+                .detail(format!(
                     "A project name has 1 to {MAX_PROJECT_LEN} letters, digits, \".\", \"_\" and \"-\", and starts with a letter or digit."
                 )),
             InvalidName { name } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration name \"{name}\""))
-                .set_detail(format!("A migration name is not blank and has at most {MAX_NAME_LEN} characters.")),
+                .detail(format!("A migration name is not blank and has at most {MAX_NAME_LEN} characters.")),
             NegativeSteps { steps } => {
                 report(ERRCODE_INVALID_PARAMETER_VALUE, format!("steps must not be negative, got {steps}"))
             }
@@ -216,82 +287,93 @@ impl From<MigrateError> for ErrorReport {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("the {} body of migration \"{}\" has no SQL statement", place.body, place.version),
             )
-            .set_detail(place.to_string())
-            .set_hint(match place.body {
+            .detail(place.to_string())
+            .hint(match place.body {
                 Body::Up => "Give the migration at least one statement.",
                 Body::Down => "Pass NULL as the down body of a migration that has none.",
             }),
             MetaCommand { command, place } => {
                 report(ERRCODE_SYNTAX_ERROR, format!("psql meta-command \"{command}\" is not SQL"))
-                    .set_detail(place.to_string())
-                    .set_hint("Bodies run as SQL inside the server, where psql is not present; remove psql meta-commands.")
+                    .detail(place.to_string())
+                    .hint("Bodies run as SQL inside the server, where psql is not present; remove psql meta-commands.")
             }
             RefusedStatement { statement, hint, place } => {
                 report(ERRCODE_FEATURE_NOT_SUPPORTED, format!("{statement} cannot run inside a migration"))
-                    .set_detail(place.to_string())
-                    .set_hint(hint)
+                    .detail(place.to_string())
+                    .hint(hint)
             }
             ScriptLayout { problem } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration script: {problem}"))
-                .set_hint("A script has a \"-- migrate:up\" line, the up SQL, and optionally a \"-- migrate:down\" line and the down SQL."),
+                .hint("A script has a \"-- migrate:up\" line, the up SQL, and optionally a \"-- migrate:down\" line and the down SQL."),
             VersionCollision { project, version, registered } => report(
                 ERRCODE_DUPLICATE_OBJECT,
                 format!("version \"{version}\" collides with registered version \"{registered}\"{}", in_project(&project)),
             )
-            .set_detail("Versions compare digit runs as numbers, so both versions have the same place in the order.")
-            .set_hint(format!("Register the migration as \"{registered}\", or give it a different version.")),
+            .detail("Versions compare digit runs as numbers, so both versions have the same place in the order.")
+            .hint(format!("Register the migration as \"{registered}\", or give it a different version.")),
             AppliedBodyChanged { project, version, applied, new } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("cannot change the up body of applied migration \"{version}\"{}", in_project(&project)),
             )
-            .set_detail(format!("Applied checksum {applied}, new checksum {new}."))
-            .set_hint("Register the change as a new migration, or revert this one with migrate.down() first."),
+            .detail(format!("Applied checksum {applied}, new checksum {new}."))
+            .hint("Register the change as a new migration, or revert this one with migrate.down() first."),
             UnknownVersion { project, version } => report(
                 ERRCODE_UNDEFINED_OBJECT,
                 format!("migration \"{version}\" is not registered{}", in_project(&project)),
             )
-            .set_hint("migrate.status() lists the registered migrations."),
+            .hint("migrate.status() lists the registered migrations."),
             OutOfOrder { project, versions, highest } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("pending migrations are older than applied migration \"{highest}\"{}", in_project(&project)),
             )
-            .set_detail(format!("Out of order: {}.", quoted_list(&versions)))
-            .set_hint("Give them versions above the applied ones, or SET migrate.allow_out_of_order = on to apply them anyway."),
+            .detail(format!("Out of order: {}.", quoted_list(&versions)))
+            .hint("Give them versions above the applied ones, or SET migrate.allow_out_of_order = on to apply them anyway."),
             MissingDownBody { project, versions } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("cannot revert migrations without a down body{}", in_project(&project)),
             )
-            .set_detail(format!("No down body: {}. Nothing was reverted.", quoted_list(&versions)))
-            .set_hint("Register them again with a down body, or revert fewer migrations."),
+            .detail(format!("No down body: {}. Nothing was reverted.", quoted_list(&versions)))
+            .hint("Register them again with a down body, or revert fewer migrations."),
             IsolationLevel { function, level } => report(
                 ERRCODE_INVALID_TRANSACTION_STATE,
                 format!("{function} must run in a READ COMMITTED transaction"),
             )
-            .set_detail(format!(
+            .detail(format!(
                 "The transaction is {level}: its snapshot could not see what a runner it waited for has applied."
             ))
-            .set_hint("Call it outside an explicit transaction block, or begin the transaction with ISOLATION LEVEL READ COMMITTED."),
+            .hint("Call it outside an explicit transaction block, or begin the transaction with ISOLATION LEVEL READ COMMITTED."),
             Nested { function } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("{function} cannot be called from a migration body"),
             )
-            .set_hint("Migration bodies must not register, apply or revert migrations."),
+            .hint("Migration bodies must not register, apply or revert migrations."),
             UnknownRegistrant { role, place } => report(
                 ERRCODE_UNDEFINED_OBJECT,
                 format!("role \"{role}\" that registered migration \"{}\" does not exist", place.version),
             )
-            .set_detail(place.to_string())
-            .set_hint("Bodies run as the role that registered them; register the migration again as an existing role."),
-            BodyFailed { error, place } => {
-                let detail = match error.detail {
-                    Some(detail) => format!("{detail}\n{place}"),
-                    None => place.to_string(),
-                };
-                let report = report(error.code, error.message).set_detail(detail);
-                match error.hint {
-                    Some(hint) => report.set_hint(hint),
-                    None => report,
-                }
-            }
+            .detail(place.to_string())
+            .hint("Bodies run as the role that registered them; register the migration again as an existing role."),
+            Server(error) => error,
+            RunnerBusy { waited_ms, holder } => report(
+                ERRCODE_LOCK_NOT_AVAILABLE,
+                match holder {
+                    Some(pid) => format!("another migration runner (process {pid}) holds the runner lock"),
+                    None => "another migration runner holds the runner lock".to_owned(),
+                },
+            )
+            .detail(format!("Waited {waited_ms} ms (migrate.runner_wait)."))
+            .hint("Try again when it has finished, or raise migrate.runner_wait."),
+            LockTimeout { error, place, attempts, timeout_ms } => report(
+                ERRCODE_LOCK_NOT_AVAILABLE,
+                format!(
+                    "migration \"{}\" ({}) could not get a lock within {timeout_ms} ms in {attempts} {}",
+                    place.version,
+                    place.name,
+                    if attempts == 1 { "attempt" } else { "attempts" }
+                ),
+            )
+            .detail(format!("{}.\n{place}", error.message))
+            .hint("Another session holds a conflicting lock (see pg_locks); try again later, or raise migrate.lock_timeout or migrate.lock_retries."),
+            BodyFailed { error, place } => error.at(place),
             Spi(error) => report(ERRCODE_INTERNAL_ERROR, format!("migrate bookkeeping failed: {error}")),
         }
     }

@@ -5,6 +5,15 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// `migrate.allow_out_of_order`: apply pending migrations older than the newest applied one.
 pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `migrate.lock_timeout` (ms): the `lock_timeout` each migration's statements run under.
+pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
+
+/// `migrate.lock_retries`: further attempts of a migration that hit `migrate.lock_timeout`.
+pub static LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(3);
+
+/// `migrate.runner_wait` (ms): how long a call waits for the runner lock.
+pub static RUNNER_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+
 pub fn init() {
     GucRegistry::define_bool_guc(
         c"migrate.allow_out_of_order",
@@ -13,6 +22,36 @@ pub fn init() {
         &ALLOW_OUT_OF_ORDER,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.lock_timeout",
+        c"The lock_timeout every statement of a migration runs under; 0 waits forever.",
+        c"A migration that cannot get a table lock in time fails (or is retried) instead of queueing all traffic on that table behind it.",
+        &LOCK_TIMEOUT,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.lock_retries",
+        c"How many more times a migration that hit migrate.lock_timeout is attempted, with backoff.",
+        c"Each attempt runs in a subtransaction and is reported as a NOTICE.",
+        &LOCK_RETRIES,
+        0,
+        100,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.runner_wait",
+        c"How long a call waits for another runner to finish; 0 waits forever.",
+        c"Past it the call fails with SQLSTATE 55P03 and the process ID of the runner holding the lock.",
+        &RUNNER_WAIT,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
     );
     // SAFETY: called once from _PG_init with a static name.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"migrate".as_ptr()) };

@@ -9,7 +9,7 @@ use pgrx::PgMemoryContexts;
 use pgrx::pg_sys::{self, NodeTag};
 use pgrx::prelude::*;
 
-use crate::error::{MigrateError, Place, Position, ServerError};
+use crate::error::{ErrorParts, MigrateError, Place, Position};
 
 /// One top-level statement of a body, as a byte range of the body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ unsafe extern "C-unwind" fn remember_error_position(_arg: *mut c_void) {
 }
 
 struct ParseError {
-    error: ServerError,
+    error: ErrorParts,
     /// 1-based character position, 0 when unknown.
     position: i32,
 }
@@ -102,7 +102,7 @@ fn raw_parse(sql: &CStr) -> Result<*mut pg_sys::List, ParseError> {
     })
     .catch_others(|caught| {
         Err(ParseError {
-            error: ServerError::from(&caught),
+            error: ErrorParts::from(&caught),
             position: ERROR_POSITION.get(),
         })
     })

@@ -67,7 +67,7 @@ pub fn register(
     let owner = session::extension_owner()?;
     let (_, role) = session::current_role();
     // Serialised with runners, so a body cannot change between being read and being applied.
-    let _snapshot = session::lock_runner();
+    let _snapshot = session::lock_runner(session::LockScope::Transaction)?;
     session::as_owner(owner, || {
         match store::registered(request.project, &version_key)? {
             None => {

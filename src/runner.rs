@@ -6,35 +6,42 @@ use std::time::Instant;
 
 use pgrx::prelude::*;
 
-use crate::error::{Body, MigrateError, Place, Position, ServerError};
+use crate::error::{Body, ErrorParts, MigrateError, Place, Position};
 use crate::parse::{self, Statement};
-use crate::session::{self, BodyRunning};
+use crate::session::{self, BodyRunning, FreshSnapshot, LockScope, SessionRunnerLock};
 use crate::store::{self, Migration, Recorder};
 use crate::{gucs, version};
 
 /// What every runner does first: refuse nesting and snapshot-bound isolation levels, find who
-/// acts, and wait for the runner lock before reading any state.
+/// acts, and wait for the runner lock before reading any state. The snapshot taken after the
+/// wait is for the reads that follow; `apply` drops it before its first commit.
 struct Run<'a> {
     project: &'a str,
     owner: pg_sys::Oid,
     role: String,
-    _snapshot: session::FreshSnapshot,
+    _session_lock: Option<SessionRunnerLock>,
 }
 
 impl<'a> Run<'a> {
-    fn start(function: &'static str, project: &'a str) -> Result<Self, MigrateError> {
+    fn start(
+        function: &'static str,
+        project: &'a str,
+        scope: LockScope,
+    ) -> Result<(Self, FreshSnapshot), MigrateError> {
         session::refuse_nested(function)?;
         session::require_read_committed(function)?;
         version::check_project(project)?;
         let owner = session::extension_owner()?;
         let (_, role) = session::current_role();
-        let snapshot = session::lock_runner();
-        Ok(Run {
+        let snapshot = session::lock_runner(scope)?;
+        let session_lock = matches!(scope, LockScope::Session).then(SessionRunnerLock::held);
+        let run = Run {
             project,
             owner,
             role,
-            _snapshot: snapshot,
-        })
+            _session_lock: session_lock,
+        };
+        Ok((run, snapshot))
     }
 
     fn as_owner<R>(&self, f: impl FnOnce() -> Result<R, MigrateError>) -> Result<R, MigrateError> {
@@ -72,27 +79,115 @@ impl<'a> Run<'a> {
     }
 }
 
-/// `migrate.up()`: applies the pending migrations of `project` up to `target`, in version order.
+/// `migrate.up()`: applies the pending migrations of `project` up to `target`, in version order,
+/// in the caller's transaction.
 pub fn up(project: &str, target: Option<&str>) -> Result<i32, MigrateError> {
-    let run = Run::start("migrate.up()", project)?;
-    let pending = run.as_owner(|| {
-        let up_to = target.map(|target| run.target_key(target)).transpose()?;
-        let pending = store::pending(project, up_to.as_deref())?;
-        if !gucs::ALLOW_OUT_OF_ORDER.get() {
-            refuse_out_of_order(project, &pending)?;
-        }
-        Ok(pending)
-    })?;
+    up_in_one_transaction("migrate.up()", project, target)
+}
+
+fn up_in_one_transaction(
+    function: &'static str,
+    project: &str,
+    target: Option<&str>,
+) -> Result<i32, MigrateError> {
+    let (run, snapshot) = Run::start(function, project, LockScope::Transaction)?;
+    let pending = run.as_owner(|| pending_up_to(&run, target))?;
+    drop(snapshot);
     if pending.is_empty() {
         return Ok(0);
     }
     let recorder = run.as_owner(Recorder::new)?;
     for migration in &pending {
-        let duration_ms = run_body(&run.place(migration, Body::Up), migration)?;
+        let duration_ms =
+            run_with_retries(&run.place(migration, Body::Up), migration).map_err(with_enum_hint)?;
         run.as_owner(|| recorder.applied(project, migration, &run.role, duration_ms))?;
         run.report(migration, "applied", duration_ms);
     }
     Ok(pending.len() as i32)
+}
+
+/// `CALL migrate.apply()`: applies like `up()`, but commits after each migration. Inside a
+/// transaction block (`nonatomic` false) nothing can commit, and it works as `up()` does.
+pub fn apply(project: &str, target: Option<&str>, nonatomic: bool) -> Result<i32, MigrateError> {
+    const FUNCTION: &str = "migrate.apply()";
+    if !nonatomic {
+        return up_in_one_transaction(FUNCTION, project, target);
+    }
+    // SAFETY: a top-level CALL may commit through a nonatomic SPI connection; pgrx's own
+    // (atomic) connections nest inside it. On error, abort processing closes it.
+    unsafe { pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32) };
+    let applied = apply_committing(FUNCTION, project, target);
+    unsafe { pg_sys::SPI_finish() };
+    applied
+}
+
+fn apply_committing(
+    function: &'static str,
+    project: &str,
+    target: Option<&str>,
+) -> Result<i32, MigrateError> {
+    // A session-level lock: the commits below must not release it.
+    let (run, snapshot) = Run::start(function, project, LockScope::Session)?;
+    let pending = run.as_owner(|| pending_up_to(&run, target))?;
+    // A snapshot still active would stop the commit.
+    drop(snapshot);
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let recorder = run.as_owner(Recorder::new)?;
+    for migration in &pending {
+        // The subtransaction rolls a failed migration back alone, so that its failure can be
+        // recorded and committed before the error is raised.
+        match session::subtransaction(|| {
+            run_with_retries(&run.place(migration, Body::Up), migration)
+        }) {
+            Ok(duration_ms) => {
+                run.as_owner(|| recorder.applied(project, migration, &run.role, duration_ms))?;
+                commit();
+                run.report(migration, "applied", duration_ms);
+            }
+            Err(error) => {
+                let error = ErrorParts::from(error);
+                run.as_owner(|| store::record_failed(project, migration, &run.role, &error))?;
+                commit();
+                return Err(MigrateError::Server(error));
+            }
+        }
+    }
+    Ok(pending.len() as i32)
+}
+
+fn commit() {
+    // SAFETY: only called from apply's nonatomic SPI connection, outside any subtransaction and
+    // with no snapshot of ours active; a new transaction starts at once.
+    unsafe { pg_sys::SPI_commit() };
+}
+
+/// What `up()` and `apply()` would apply: the pending migrations up to `target`, in version
+/// order, unless some are older than an applied one and out-of-order is not allowed.
+fn pending_up_to(run: &Run<'_>, target: Option<&str>) -> Result<Vec<Migration>, MigrateError> {
+    let up_to = target.map(|target| run.target_key(target)).transpose()?;
+    let pending = store::pending(run.project, up_to.as_deref())?;
+    if !gucs::ALLOW_OUT_OF_ORDER.get() {
+        refuse_out_of_order(run.project, &pending)?;
+    }
+    Ok(pending)
+}
+
+/// A value an earlier migration added to an enum is unusable until that transaction commits,
+/// which in one `up()` it has not.
+fn with_enum_hint(error: MigrateError) -> MigrateError {
+    match error {
+        MigrateError::BodyFailed { mut error, place }
+            if error.code == PgSqlErrorCode::ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE =>
+        {
+            error.hint = Some(
+                "A value added to an enum can be used only after the transaction that added it commits: apply with CALL migrate.apply() (outside a transaction block), which commits after each migration.".to_owned(),
+            );
+            MigrateError::BodyFailed { error, place }
+        }
+        other => other,
+    }
 }
 
 fn refuse_out_of_order(project: &str, pending: &[Migration]) -> Result<(), MigrateError> {
@@ -120,16 +215,16 @@ pub fn down(project: &str, steps: i32) -> Result<i32, MigrateError> {
     if steps < 0 {
         return Err(MigrateError::NegativeSteps { steps });
     }
-    let run = Run::start("migrate.down()", project)?;
-    revert(&run, |_| {
+    let (run, snapshot) = Run::start("migrate.down()", project, LockScope::Transaction)?;
+    revert(&run, snapshot, |_| {
         store::applied_newest_first(project, None, Some(i64::from(steps)))
     })
 }
 
 /// `migrate.down_to()`: reverts every applied migration of `project` above version `target`.
 pub fn down_to(project: &str, target: &str) -> Result<i32, MigrateError> {
-    let run = Run::start("migrate.down_to()", project)?;
-    revert(&run, |run| {
+    let (run, snapshot) = Run::start("migrate.down_to()", project, LockScope::Transaction)?;
+    revert(&run, snapshot, |run| {
         let above = run.target_key(target)?;
         store::applied_newest_first(project, Some(&above), None)
     })
@@ -139,9 +234,11 @@ pub fn down_to(project: &str, target: &str) -> Result<i32, MigrateError> {
 /// body, so that a missing one stops the call before anything is reverted.
 fn revert(
     run: &Run<'_>,
+    snapshot: FreshSnapshot,
     select: impl FnOnce(&Run<'_>) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<i32, MigrateError> {
     let migrations = run.as_owner(|| select(run))?;
+    drop(snapshot);
     if migrations.is_empty() {
         return Ok(0);
     }
@@ -158,11 +255,57 @@ fn revert(
     }
     let recorder = run.as_owner(Recorder::new)?;
     for migration in &migrations {
-        let duration_ms = run_body(&run.place(migration, Body::Down), migration)?;
+        let duration_ms = run_with_retries(&run.place(migration, Body::Down), migration)?;
         run.as_owner(|| recorder.reverted(run.project, migration, &run.role, duration_ms))?;
         run.report(migration, "reverted", duration_ms);
     }
     Ok(migrations.len() as i32)
+}
+
+/// The first pause before another attempt of a migration that hit `migrate.lock_timeout`; each
+/// further pause doubles, up to `MAX_BACKOFF_MS`.
+const FIRST_BACKOFF_MS: u64 = 100;
+const MAX_BACKOFF_MS: u64 = 5_000;
+
+/// Runs one body, and again (in a subtransaction, after a pause) while a statement of it fails
+/// to get a lock within `migrate.lock_timeout` and `migrate.lock_retries` allows. Returns the
+/// duration of the successful attempt in ms.
+fn run_with_retries(place: &Place, migration: &Migration) -> Result<f64, MigrateError> {
+    let retries = gucs::LOCK_RETRIES.get();
+    let attempts = retries + 1;
+    let mut backoff = FIRST_BACKOFF_MS;
+    for attempt in 1.. {
+        // Without retries the caller's transaction is all there is to roll back.
+        let result = if retries == 0 {
+            run_body(place, migration)
+        } else {
+            session::subtransaction(|| run_body(place, migration))
+        };
+        match result {
+            Err(MigrateError::BodyFailed { error, place })
+                if error.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
+            {
+                let timeout_ms = gucs::LOCK_TIMEOUT.get();
+                if attempt >= attempts {
+                    return Err(MigrateError::LockTimeout {
+                        error,
+                        place,
+                        attempts,
+                        timeout_ms,
+                    });
+                }
+                notice!(
+                    "migration \"{}\" ({}) could not get a lock within {timeout_ms} ms (attempt {attempt} of {attempts}); trying again in {backoff} ms",
+                    place.version,
+                    place.name
+                );
+                session::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns on the last attempt")
 }
 
 /// Runs one body as its registrant, statement by statement, and returns its duration in ms.
@@ -197,7 +340,7 @@ fn execute(body: &str, statements: &[Statement], place: &Place) -> Result<(), Mi
             current.store(index, Ordering::Relaxed);
             Spi::run(&body[statement.start..statement.end]).map_err(|error| {
                 MigrateError::BodyFailed {
-                    error: ServerError {
+                    error: ErrorParts {
                         code: PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                         message: error.to_string(),
                         detail: None,
@@ -211,7 +354,7 @@ fn execute(body: &str, statements: &[Statement], place: &Place) -> Result<(), Mi
     }))
     .catch_others(|caught| {
         Err(MigrateError::BodyFailed {
-            error: ServerError::from(&caught),
+            error: ErrorParts::from(&caught),
             place: failed_at(current.load(Ordering::Relaxed)),
         })
     })

@@ -2,11 +2,15 @@
 //! nested calls, and the identity and settings under which bookkeeping and bodies run.
 
 use std::cell::Cell;
+use std::ffi::{CStr, CString};
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::error::MigrateError;
+use crate::error::{ErrorParts, MigrateError};
+use crate::gucs;
 
 /// The advisory lock key every runner takes, one per database: the bytes of "migrate\0" read as
 /// a big-endian integer. In `pg_locks` it appears as `classid = 1835624306`, `objid = 1635017984`,
@@ -61,21 +65,107 @@ pub fn require_read_committed(function: &'static str) -> Result<(), MigrateError
     }
 }
 
-/// Waits for the runner lock, held until the transaction ends, then makes a snapshot taken after
+/// How long the runner lock is held: until the end of the transaction (`up`, `down`, ...), or of
+/// the session unless released (`apply`, whose commits must not release it).
+#[derive(Clone, Copy)]
+pub enum LockScope {
+    Transaction,
+    Session,
+}
+
+/// Waits for the runner lock, at most `migrate.runner_wait`, then makes a snapshot taken after
 /// the wait the active one while the returned guard lives. Read-only SPI reads under the active
 /// snapshot and assigns no transaction id, so a runner that waited sees what the holder
 /// committed, and a call that finds nothing to do writes nothing, not even a commit record.
-pub fn lock_runner() -> FreshSnapshot {
-    // SAFETY: the function takes one int8 argument and returns void; in READ COMMITTED
-    // GetTransactionSnapshot takes a new snapshot, which PushActiveSnapshot copies.
-    unsafe {
-        pgrx::direct_function_call_as_datum(
-            pg_sys::pg_advisory_xact_lock_int8,
-            &[RUNNER_LOCK_KEY.into_datum()],
-        );
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        FreshSnapshot(pg_sys::GetActiveSnapshot())
+pub fn lock_runner(scope: LockScope) -> Result<FreshSnapshot, MigrateError> {
+    let lock = match scope {
+        LockScope::Transaction => pg_sys::pg_advisory_xact_lock_int8,
+        LockScope::Session => pg_sys::pg_advisory_lock_int8,
+    };
+    // SAFETY: both functions take one int8 argument and return void.
+    let take = || unsafe {
+        pgrx::direct_function_call_as_datum(lock, &[RUNNER_LOCK_KEY.into_datum()]);
+    };
+    let wait = gucs::RUNNER_WAIT.get();
+    if wait == 0 {
+        take();
+    } else {
+        // The wait is the server's own lock wait, bounded by lock_timeout, so waiting runners
+        // show in pg_locks and take part in deadlock detection. A lock taken in a subtransaction
+        // passes to the transaction when the subtransaction is kept.
+        let timeout = lock_timeout_setting(wait);
+        let (user, _) = current_identity();
+        let waited = subtransaction(|| {
+            with_identity(user, Some((c"lock_timeout", &timeout)), take);
+            Ok(())
+        });
+        match waited {
+            Err(MigrateError::Server(error))
+                if error.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
+            {
+                return Err(MigrateError::RunnerBusy {
+                    waited_ms: wait,
+                    holder: runner_lock_holder()?,
+                });
+            }
+            other => other?,
+        }
     }
+    // SAFETY: in READ COMMITTED GetTransactionSnapshot takes a new snapshot, which
+    // PushActiveSnapshot copies.
+    unsafe {
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        Ok(FreshSnapshot(pg_sys::GetActiveSnapshot()))
+    }
+}
+
+/// The session-level runner lock `apply` holds across its commits, released when dropped: on
+/// success and on error alike (and by the server when the session ends).
+pub struct SessionRunnerLock(());
+
+impl SessionRunnerLock {
+    /// Call right after `lock_runner(LockScope::Session)` succeeded.
+    pub fn held() -> Self {
+        SessionRunnerLock(())
+    }
+}
+
+impl Drop for SessionRunnerLock {
+    fn drop(&mut self) {
+        // SAFETY: the function takes one int8 argument and returns a bool; it only gives back a
+        // lock this session holds.
+        unsafe {
+            pgrx::direct_function_call_as_datum(
+                pg_sys::pg_advisory_unlock_int8,
+                &[RUNNER_LOCK_KEY.into_datum()],
+            );
+        }
+    }
+}
+
+/// The process holding this database's runner lock, if any.
+fn runner_lock_holder() -> Result<Option<i32>, MigrateError> {
+    Ok(Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT l.pid FROM pg_catalog.pg_locks l
+              WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
+                AND l.classid OPERATOR(pg_catalog.=) $1 AND l.objid OPERATOR(pg_catalog.=) $2
+                AND l.objsubid OPERATOR(pg_catalog.=) 1
+                AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                        WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+              LIMIT 1",
+            None,
+            &[
+                pg_sys::Oid::from((RUNNER_LOCK_KEY >> 32) as u32).into(),
+                pg_sys::Oid::from(RUNNER_LOCK_KEY as u32).into(),
+            ],
+        )?;
+        if rows.is_empty() {
+            Ok(None)
+        } else {
+            rows.first().get_one::<i32>()
+        }
+    })?)
 }
 
 pub struct FreshSnapshot(pg_sys::Snapshot);
@@ -112,23 +202,23 @@ pub fn current_role() -> (pg_sys::Oid, String) {
 }
 
 /// Runs `f` as `role` (when it is not the caller) the way SECURITY DEFINER does, inside a GUC
-/// nest level of its own, with `search_path` set to `search_path` when given. Settings made
+/// nest level of its own, with `setting` (name, value) made there when given. Settings made
 /// inside are undone afterwards, so neither a body's `SET` nor bookkeeping's `search_path`
 /// reaches anything that runs later. On error, transaction or subtransaction abort restores
 /// identity and settings.
 fn with_identity<R>(
     role: pg_sys::Oid,
-    search_path: Option<&std::ffi::CStr>,
+    setting: Option<(&CStr, &CStr)>,
     f: impl FnOnce() -> R,
 ) -> R {
     let (saved_user, saved_context) = current_identity();
     // SAFETY: nest levels and identity are restored below, or by abort processing on error.
     let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-    if let Some(path) = search_path {
+    if let Some((name, value)) = setting {
         unsafe {
             pg_sys::set_config_option(
-                c"search_path".as_ptr(),
-                path.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr(),
                 pg_sys::GucContext::PGC_USERSET,
                 pg_sys::GucSource::PGC_S_SESSION,
                 pg_sys::GucAction::GUC_ACTION_SAVE,
@@ -156,15 +246,67 @@ fn with_identity<R>(
     result
 }
 
+fn lock_timeout_setting(milliseconds: i32) -> CString {
+    CString::new(format!("{milliseconds}ms")).expect("no NUL in a number")
+}
+
 /// Bookkeeping: as the extension's owner, with `search_path = pg_catalog, pg_temp`, so callers
 /// need no rights on the tables and nothing on their search path is consulted.
 pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
-    with_identity(owner, Some(c"pg_catalog, pg_temp"), f)
+    with_identity(owner, Some((c"search_path", c"pg_catalog, pg_temp")), f)
 }
 
-/// A body: as the role that registered it, with the caller's settings.
+/// A body: as the role that registered it, with the caller's settings and
+/// `lock_timeout = migrate.lock_timeout`.
 pub fn as_registrant<R>(registrant: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
-    with_identity(registrant, None, f)
+    let timeout = lock_timeout_setting(gucs::LOCK_TIMEOUT.get());
+    with_identity(registrant, Some((c"lock_timeout", &timeout)), f)
+}
+
+/// Runs `f` in an internal subtransaction: kept when `f` succeeds, rolled back when it fails
+/// (with an error it returns or one the server raises), leaving the transaction usable.
+pub fn subtransaction<R>(f: impl FnOnce() -> Result<R, MigrateError>) -> Result<R, MigrateError> {
+    // SAFETY: the pattern of PL/pgSQL's exception blocks: the memory context and resource owner
+    // of the caller are restored whichever way the subtransaction ends.
+    let (memory, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(memory);
+    }
+    let result = PgTryBuilder::new(AssertUnwindSafe(f))
+        .catch_others(|caught| Err(MigrateError::Server(ErrorParts::from(&caught))))
+        .execute();
+    unsafe {
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(memory);
+        pg_sys::CurrentResourceOwner = owner;
+    }
+    result
+}
+
+/// Sleeps `milliseconds`, answering cancel and termination requests meanwhile.
+pub fn sleep(milliseconds: u64) {
+    let deadline = Instant::now() + Duration::from_millis(milliseconds);
+    while let Some(left) = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+    {
+        // SAFETY: MyLatch is the backend's own latch.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                left.as_millis().max(1) as std::ffi::c_long,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pg_sys::check_for_interrupts!();
+    }
 }
 
 /// Resolves a role name stored in the tables.

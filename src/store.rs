@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
 
-use crate::error::MigrateError;
+use crate::error::{ErrorParts, MigrateError};
 
 /// One registered migration with the body a direction needs.
 #[derive(Debug)]
@@ -206,6 +206,32 @@ pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<
             migration.down_sql.into(),
             migration.checksum.into(),
             role.into(),
+            detail.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records that `migration` failed with `error`; `apply` commits it before raising the error.
+pub fn record_failed(
+    project: &str,
+    migration: &Migration,
+    role: &str,
+    error: &ErrorParts,
+) -> Result<(), MigrateError> {
+    let mut detail = format!("SQLSTATE {}: {}", error.sqlstate(), error.message);
+    if let Some(more) = &error.detail {
+        detail.push('\n');
+        detail.push_str(more);
+    }
+    Spi::run_with_args(
+        "INSERT INTO migrate.events (project, version, event, role, checksum, detail)
+         VALUES ($1, $2, 'failed', $3, $4, $5)",
+        &[
+            project.into(),
+            migration.version.as_str().into(),
+            role.into(),
+            migration.checksum.as_str().into(),
             detail.into(),
         ],
     )?;

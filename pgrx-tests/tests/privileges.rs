@@ -158,6 +158,7 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             "SELECT migrate.register_script('2', 'two', '-- migrate:up\nCREATE TABLE matrix_two ();\n-- migrate:down\nDROP TABLE matrix_two;')",
         ),
         ("up", "SELECT migrate.up()"),
+        ("apply", "CALL migrate.apply()"),
         ("down", "SELECT migrate.down(0)"),
         ("down_to", "SELECT migrate.down_to('1')"),
         (
@@ -184,6 +185,7 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
                 "register",
                 "register_script",
                 "up",
+                "apply",
                 "down",
                 "down_to",
             ],
@@ -268,7 +270,8 @@ fn hostile_search_paths_and_body_settings_change_nothing() {
         "hostile, public, pg_catalog",
         "the caller's search_path"
     );
-    assert_eq!(observed.get::<_, String>(1), "0");
+    // Bodies run under migrate.lock_timeout (5s by default), not body 1's 1ms.
+    assert_eq!(observed.get::<_, String>(1), "5s");
     assert_eq!(observed.get::<_, String>(2), "0");
     assert_eq!(observed.get::<_, String>(3), "4MB");
     client

@@ -1,0 +1,367 @@
+//! Safe in production: per-migration commits, lock timeouts with retries, the runner-wait bound,
+//! and the enum trap.
+
+use std::thread;
+use std::time::Duration;
+
+use migrations_tests::*;
+
+/// Polls until `condition` holds; the bound only stops a broken test from hanging.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..4000 {
+        if condition() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn waiting_for_advisory_lock(observer: &mut Client, pid: i32) -> bool {
+    count(
+        observer,
+        &format!(
+            "SELECT count(*) FROM pg_locks WHERE pid = {pid} AND locktype = 'advisory' AND NOT granted"
+        ),
+    ) == 1
+}
+
+fn register_chain(client: &mut Client, n: usize, failing: usize) {
+    for i in 1..=n {
+        let body = if i == failing {
+            format!("CREATE TABLE p{i} ();\nINSERT INTO p{i} DEFAULT VALUES;\nSELECT 1 / 0;")
+        } else {
+            format!("CREATE TABLE p{i} ()")
+        };
+        register(
+            client,
+            &format!("{i:02}"),
+            &format!("step {i}"),
+            &body,
+            None,
+        );
+    }
+}
+
+#[test]
+fn apply_commits_each_migration_and_records_a_failure() {
+    let db = TestDb::new("apply_failure");
+    let mut client = db.connect();
+    register_chain(&mut client, 10, 7);
+    let error = expect_sqlstate(client.batch_execute("CALL migrate.apply()"), "22012");
+    assert_eq!(error.message(), "division by zero");
+    assert_eq!(
+        error.detail(),
+        Some("Statement 3 (line 3) of the up body of migration \"07\" (step 7).")
+    );
+
+    let states = states(&mut client);
+    let expected: Vec<(String, String)> = (1..=10)
+        .map(|i| {
+            let state = match i {
+                1..=6 => "applied",
+                7 => "failed",
+                _ => "pending",
+            };
+            (format!("{i:02}"), state.to_owned())
+        })
+        .collect();
+    assert_eq!(states, expected);
+    for i in 1..=6 {
+        assert!(
+            table_exists(&mut client, &format!("p{i}")),
+            "p{i} was committed"
+        );
+    }
+    assert!(
+        !table_exists(&mut client, "p7"),
+        "the failed migration was rolled back alone"
+    );
+    let detail: String = client
+        .query_one(
+            "SELECT detail FROM migrate.history() WHERE event = 'failed'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        detail,
+        "SQLSTATE 22012: division by zero\nStatement 3 (line 3) of the up body of migration \"07\" (step 7)."
+    );
+    assert_eq!(
+        runner_locks(&mut client, true),
+        0,
+        "the lock is released on error"
+    );
+
+    // Still failed after another failing attempt; pending once its body is replaced.
+    expect_sqlstate(client.batch_execute("CALL migrate.apply()"), "22012");
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.history() WHERE event = 'failed'"
+        ),
+        2
+    );
+    register(&mut client, "07", "step 7", "CREATE TABLE p7 ()", None);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.status() WHERE state = 'failed'"
+        ),
+        0
+    );
+    client.batch_execute("CALL migrate.apply()").unwrap();
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.status() WHERE state = 'applied'"
+        ),
+        10
+    );
+    client.batch_execute("CALL migrate.apply()").unwrap();
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.history() WHERE event = 'up'"
+        ),
+        10
+    );
+}
+
+#[test]
+fn apply_inside_a_transaction_block_is_all_or_nothing() {
+    let db = TestDb::new("apply_atomic");
+    let mut client = db.connect();
+    register_chain(&mut client, 5, 4);
+    let mut transaction = client.transaction().unwrap();
+    expect_sqlstate(transaction.batch_execute("CALL migrate.apply()"), "22012");
+    transaction.rollback().unwrap();
+    assert!(
+        states(&mut client)
+            .iter()
+            .all(|(_, state)| state == "pending")
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.history() WHERE event <> 'register'"
+        ),
+        0
+    );
+
+    register(&mut client, "04", "step 4", "CREATE TABLE p4 ()", None);
+    let mut transaction = client.transaction().unwrap();
+    transaction.batch_execute("CALL migrate.apply()").unwrap();
+    transaction.rollback().unwrap();
+    assert!(
+        !table_exists(&mut client, "p1"),
+        "the caller's rollback undid everything"
+    );
+}
+
+#[test]
+fn apply_interrupted_keeps_the_committed_prefix_and_frees_the_lock() {
+    let db = TestDb::new("apply_interrupted");
+    let mut setup = db.connect();
+    for i in 1..=5 {
+        let body = if i == 4 {
+            "CREATE TABLE q4 (); SELECT pg_advisory_lock(4343);".to_owned()
+        } else {
+            format!("CREATE TABLE q{i} ()")
+        };
+        register(&mut setup, &i.to_string(), "step", &body, None);
+    }
+    let mut holder = db.connect();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(4343)")
+        .unwrap();
+    let mut runner = db.connect();
+    let pid: i32 = runner
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let running = thread::spawn(move || runner.batch_execute("CALL migrate.apply()"));
+    let mut observer = db.connect();
+    wait_for("the runner to reach migration 4", || {
+        waiting_for_advisory_lock(&mut observer, pid)
+    });
+    assert_eq!(
+        runner_locks(&mut observer, true),
+        1,
+        "apply holds the runner lock across its commits"
+    );
+    let observed: Vec<String> = states(&mut observer)
+        .into_iter()
+        .filter(|(_, s)| s == "applied")
+        .map(|(v, _)| v)
+        .collect();
+    assert_eq!(
+        observed,
+        ["1", "2", "3"],
+        "each migration is visible as soon as it commits"
+    );
+
+    observer
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    assert!(running.join().unwrap().is_err());
+    wait_for("the lock to go", || runner_locks(&mut observer, true) == 0);
+    assert!(!table_exists(&mut observer, "q4"));
+    holder
+        .batch_execute("SELECT pg_advisory_unlock(4343)")
+        .unwrap();
+    setup.batch_execute("CALL migrate.apply()").unwrap();
+    assert_eq!(
+        count(
+            &mut setup,
+            "SELECT count(*) FROM migrate.history() WHERE event = 'up'"
+        ),
+        5
+    );
+}
+
+#[test]
+fn a_migration_that_cannot_get_its_lock_fails_with_55p03_and_retries() {
+    let db = TestDb::new("lock_timeout");
+    let mut client = db.connect();
+    client.batch_execute("CREATE TABLE busy (id int)").unwrap();
+    register(
+        &mut client,
+        "1",
+        "alter busy",
+        "ALTER TABLE busy ADD COLUMN note text",
+        None,
+    );
+    let mut holder = db.connect();
+    let mut holding = holder.transaction().unwrap();
+    holding
+        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        .unwrap();
+
+    // Without retries: one attempt, then 55P03 naming the migration.
+    client
+        .batch_execute("SET migrate.lock_timeout = '100ms'; SET migrate.lock_retries = 0")
+        .unwrap();
+    let error = expect_sqlstate(up(&mut client), "55P03");
+    assert_eq!(
+        error.message(),
+        "migration \"1\" (alter busy) could not get a lock within 100 ms in 1 attempt"
+    );
+    // With retries, each attempt is reported, and the last failure names the count.
+    client
+        .batch_execute("SET migrate.lock_retries = 2")
+        .unwrap();
+    let error = expect_sqlstate(up(&mut client), "55P03");
+    assert_eq!(
+        error.message(),
+        "migration \"1\" (alter busy) could not get a lock within 100 ms in 3 attempts"
+    );
+    let note_column = "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'note'";
+    assert_eq!(
+        count(&mut client, note_column),
+        0,
+        "nothing of the failed attempts remains"
+    );
+    assert_eq!(states(&mut client)[0].1, "pending");
+
+    // A retry succeeds when the other session lets go in time: it lets go as soon as the
+    // first attempt has failed.
+    let (mut runner, notices) = db.connect_with_notices();
+    runner
+        .batch_execute("SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 5")
+        .unwrap();
+    let running = thread::spawn(move || up(&mut runner));
+    wait_for("the first failed attempt", || {
+        !notices.lock().unwrap().is_empty()
+    });
+    holding.commit().unwrap();
+    assert_eq!(running.join().unwrap().unwrap(), 1);
+    let first = notices.lock().unwrap()[0].clone();
+    assert_eq!(
+        first,
+        "migration \"1\" (alter busy) could not get a lock within 200 ms (attempt 1 of 6); trying again in 100 ms"
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'note'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn waiting_for_the_runner_lock_is_bounded() {
+    let db = TestDb::new("runner_wait");
+    let mut first = db.connect();
+    let first_pid: i32 = first
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut holding = first.transaction().unwrap();
+    holding
+        .query_one("SELECT migrate.register('1', 'one', 'SELECT 1')", &[])
+        .unwrap();
+
+    let mut second = db.connect();
+    second
+        .batch_execute("SET migrate.runner_wait = '200ms'")
+        .unwrap();
+    for call in [
+        "SELECT migrate.up()",
+        "SELECT migrate.register('2', 'two', 'SELECT 2')",
+        "CALL migrate.apply()",
+    ] {
+        let error = expect_sqlstate(second.batch_execute(call), "55P03");
+        assert_eq!(
+            error.message(),
+            format!("another migration runner (process {first_pid}) holds the runner lock"),
+            "{call}"
+        );
+        assert_eq!(error.detail(), Some("Waited 200 ms (migrate.runner_wait)."));
+    }
+    holding.commit().unwrap();
+    assert_eq!(up(&mut second).unwrap(), 1);
+}
+
+#[test]
+fn an_enum_value_added_and_used_needs_apply() {
+    let db = TestDb::new("enum_trap");
+    let mut client = db.connect();
+    register(
+        &mut client,
+        "1",
+        "enum",
+        "CREATE TYPE color AS ENUM ('red')",
+        None,
+    );
+    up(&mut client).unwrap();
+    register(
+        &mut client,
+        "2",
+        "add blue",
+        "ALTER TYPE color ADD VALUE 'blue'",
+        None,
+    );
+    register(
+        &mut client,
+        "3",
+        "use blue",
+        "CREATE TABLE paint (c color DEFAULT 'blue')",
+        None,
+    );
+    let error = expect_sqlstate(up(&mut client), "55P04");
+    assert!(
+        error.hint().unwrap().contains("CALL migrate.apply()"),
+        "{:?}",
+        error.hint()
+    );
+    client.batch_execute("CALL migrate.apply()").unwrap();
+    assert!(
+        states(&mut client)
+            .iter()
+            .all(|(_, state)| state == "applied")
+    );
+    assert!(table_exists(&mut client, "paint"));
+}
