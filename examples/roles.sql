@@ -1,10 +1,15 @@
 -- Two group roles for the migrations extension: grant them to login roles.
 -- Run as a superuser (or the extension's owner) after CREATE EXTENSION migrations.
 
--- Read-only: sees what is applied and pending, and the history.
+-- Read-only: sees what is applied and pending, the history, and what up() or down() would run.
 CREATE ROLE migrate_reader NOLOGIN;
 GRANT USAGE ON SCHEMA migrate TO migrate_reader;
-GRANT EXECUTE ON FUNCTION migrate.status(text), migrate.history(text) TO migrate_reader;
+GRANT EXECUTE ON FUNCTION
+    migrate.status(text),
+    migrate.history(text),
+    migrate.plan(text, text),
+    migrate.plan_down(integer, text)
+TO migrate_reader;
 
 -- Deployer: registers, applies and reverts migrations. It needs no rights on the tables:
 -- the functions keep the books as the extension's owner. Bodies run with the rights of the
@@ -16,6 +21,8 @@ GRANT EXECUTE ON FUNCTION
     migrate.register_script(text, text, text, text),
     migrate.up(text, text),
     migrate.down(integer, text),
-    migrate.down_to(text, text)
+    migrate.down_to(text, text),
+    migrate.baseline(text, text),
+    migrate.rehearse(text, text)
 TO migrate_deployer;
 GRANT EXECUTE ON PROCEDURE migrate.apply(text, text) TO migrate_deployer;

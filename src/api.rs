@@ -8,7 +8,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use crate::error::MigrateError;
-use crate::{registry, runner};
+use crate::{plan, registry, rehearse, runner};
 
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateError> {
     value.ok_or(MigrateError::NullArgument { argument })
@@ -64,9 +64,11 @@ fn down(
     steps: default!(Option<i32>, 1),
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
+    let which = runner::Revert::Last(required(steps, "steps")?);
     Ok(runner::down(
+        "migrate.down()",
         required(project, "project")?,
-        required(steps, "steps")?,
+        which,
     )?)
 }
 
@@ -76,9 +78,11 @@ fn down_to(
     target: Option<&str>,
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
-    Ok(runner::down_to(
+    let which = runner::Revert::Above(required(target, "target")?);
+    Ok(runner::down(
+        "migrate.down_to()",
         required(project, "project")?,
-        required(target, "target")?,
+        which,
     )?)
 }
 
@@ -102,4 +106,103 @@ fn apply(
     };
     runner::apply(required(project, "project")?, target, nonatomic)?;
     Ok(())
+}
+
+/// Marks every pending migration of `project` up to `version` applied without running it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn baseline(
+    version: Option<&str>,
+    project: default!(Option<&str>, "'default'"),
+) -> Result<i32, ErrorReport> {
+    Ok(runner::baseline(
+        required(project, "project")?,
+        required(version, "version")?,
+    )?)
+}
+
+/// What `up(target, project)` would run, in order, without running it.
+// pgrx reads the `RETURNS TABLE` columns from the written-out type, which clippy finds complex.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable, parallel_unsafe)]
+fn plan(
+    target: default!(Option<&str>, "NULL"),
+    project: default!(Option<&str>, "'default'"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(step, i32),
+            name!(direction, String),
+            name!(version, String),
+            name!(name, String),
+            name!(sql, Option<String>),
+        ),
+    >,
+    ErrorReport,
+> {
+    Ok(TableIterator::new(plan::plan(
+        required(project, "project")?,
+        target,
+    )?))
+}
+
+/// What `down(steps, project)` would run, in order, without running it.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable, parallel_unsafe)]
+fn plan_down(
+    steps: default!(Option<i32>, 1),
+    project: default!(Option<&str>, "'default'"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(step, i32),
+            name!(direction, String),
+            name!(version, String),
+            name!(name, String),
+            name!(sql, Option<String>),
+        ),
+    >,
+    ErrorReport,
+> {
+    Ok(TableIterator::new(plan::plan_down(
+        required(project, "project")?,
+        required(steps, "steps")?,
+    )?))
+}
+
+/// Runs the pending ups of `project` up to `target`, then their downs in reverse, and rolls it
+/// all back: tells whether each down restores the catalog its up found.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn rehearse(
+    target: default!(Option<&str>, "NULL"),
+    project: default!(Option<&str>, "'default'"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(version, String),
+            name!(name, String),
+            name!(up_ok, Option<bool>),
+            name!(down_ok, Option<bool>),
+            name!(reversible, Option<bool>),
+            name!(detail, Option<String>),
+            name!(duration_ms, Option<f64>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let outcomes = rehearse::rehearse(required(project, "project")?, target)?;
+    Ok(TableIterator::new(outcomes.into_iter().map(|o| {
+        (
+            o.version,
+            o.name,
+            o.up_ok,
+            o.down_ok,
+            o.reversible,
+            o.detail,
+            o.duration_ms,
+        )
+    })))
 }

@@ -107,6 +107,16 @@ impl ErrorParts {
         code.to_string_lossy().into_owned()
     }
 
+    /// SQLSTATE, message and DETAIL on lines of their own, for the history and for rehearse.
+    pub fn summary(&self) -> String {
+        let mut summary = format!("SQLSTATE {}: {}", self.sqlstate(), self.message);
+        if let Some(detail) = &self.detail {
+            summary.push('\n');
+            summary.push_str(detail);
+        }
+        summary
+    }
+
     /// Appends where in which migration it happened to the DETAIL.
     fn at(mut self, place: Place) -> Self {
         self.detail = Some(match self.detail {

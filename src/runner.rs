@@ -15,15 +15,15 @@ use crate::{gucs, version};
 /// What every runner does first: refuse nesting and snapshot-bound isolation levels, find who
 /// acts, and wait for the runner lock before reading any state. The snapshot taken after the
 /// wait is for the reads that follow; `apply` drops it before its first commit.
-struct Run<'a> {
-    project: &'a str,
+pub(crate) struct Run<'a> {
+    pub project: &'a str,
     owner: pg_sys::Oid,
-    role: String,
+    pub role: String,
     _session_lock: Option<SessionRunnerLock>,
 }
 
 impl<'a> Run<'a> {
-    fn start(
+    pub fn start(
         function: &'static str,
         project: &'a str,
         scope: LockScope,
@@ -44,18 +44,14 @@ impl<'a> Run<'a> {
         Ok((run, snapshot))
     }
 
-    fn as_owner<R>(&self, f: impl FnOnce() -> Result<R, MigrateError>) -> Result<R, MigrateError> {
+    pub fn as_owner<R>(
+        &self,
+        f: impl FnOnce() -> Result<R, MigrateError>,
+    ) -> Result<R, MigrateError> {
         session::as_owner(self.owner, f)
     }
 
-    fn target_key(&self, target: &str) -> Result<Vec<u8>, MigrateError> {
-        store::version_key(self.project, target)?.ok_or_else(|| MigrateError::UnknownVersion {
-            project: self.project.to_owned(),
-            version: target.to_owned(),
-        })
-    }
-
-    fn place(&self, migration: &Migration, body: Body) -> Place {
+    pub fn place(&self, migration: &Migration, body: Body) -> Place {
         Place {
             project: self.project.to_owned(),
             version: migration.version.clone(),
@@ -91,7 +87,7 @@ fn up_in_one_transaction(
     target: Option<&str>,
 ) -> Result<i32, MigrateError> {
     let (run, snapshot) = Run::start(function, project, LockScope::Transaction)?;
-    let pending = run.as_owner(|| pending_up_to(&run, target))?;
+    let pending = run.as_owner(|| to_apply(project, target))?;
     drop(snapshot);
     if pending.is_empty() {
         return Ok(0);
@@ -128,7 +124,7 @@ fn apply_committing(
 ) -> Result<i32, MigrateError> {
     // A session-level lock: the commits below must not release it.
     let (run, snapshot) = Run::start(function, project, LockScope::Session)?;
-    let pending = run.as_owner(|| pending_up_to(&run, target))?;
+    let pending = run.as_owner(|| to_apply(project, target))?;
     // A snapshot still active would stop the commit.
     drop(snapshot);
     if pending.is_empty() {
@@ -163,15 +159,59 @@ fn commit() {
     unsafe { pg_sys::SPI_commit() };
 }
 
-/// What `up()` and `apply()` would apply: the pending migrations up to `target`, in version
-/// order, unless some are older than an applied one and out-of-order is not allowed.
-fn pending_up_to(run: &Run<'_>, target: Option<&str>) -> Result<Vec<Migration>, MigrateError> {
-    let up_to = target.map(|target| run.target_key(target)).transpose()?;
-    let pending = store::pending(run.project, up_to.as_deref())?;
+/// The registered version `target` of `project`, as a version key.
+fn target_key(project: &str, target: &str) -> Result<Vec<u8>, MigrateError> {
+    store::version_key(project, target)?.ok_or_else(|| MigrateError::UnknownVersion {
+        project: project.to_owned(),
+        version: target.to_owned(),
+    })
+}
+
+/// What `up()` and `apply()` apply: the pending migrations up to `target`, in version order,
+/// unless some are older than an applied one and out-of-order is not allowed.
+pub fn to_apply(project: &str, target: Option<&str>) -> Result<Vec<Migration>, MigrateError> {
+    let up_to = target
+        .map(|target| target_key(project, target))
+        .transpose()?;
+    let pending = store::pending(project, up_to.as_deref())?;
     if !gucs::ALLOW_OUT_OF_ORDER.get() {
-        refuse_out_of_order(run.project, &pending)?;
+        refuse_out_of_order(project, &pending)?;
     }
     Ok(pending)
+}
+
+/// Which applied migrations to revert.
+#[derive(Clone, Copy)]
+pub enum Revert<'a> {
+    /// The most recently applied ones (`down`).
+    Last(i32),
+    /// Those above a version (`down_to`).
+    Above(&'a str),
+}
+
+/// What `down()` and `down_to()` revert, most recently applied first, once it is certain that
+/// each has a down body, so that a missing one stops the call before anything is reverted.
+pub fn to_revert(project: &str, which: Revert<'_>) -> Result<Vec<Migration>, MigrateError> {
+    let migrations = match which {
+        Revert::Last(steps) if steps < 0 => return Err(MigrateError::NegativeSteps { steps }),
+        Revert::Last(steps) => store::applied_newest_first(project, None, Some(i64::from(steps)))?,
+        Revert::Above(target) => {
+            store::applied_newest_first(project, Some(&target_key(project, target)?), None)?
+        }
+    };
+    let without_down: Vec<String> = migrations
+        .iter()
+        .filter(|m| m.body.is_none())
+        .map(|m| m.version.clone())
+        .collect();
+    if without_down.is_empty() {
+        Ok(migrations)
+    } else {
+        Err(MigrateError::MissingDownBody {
+            project: project.to_owned(),
+            versions: without_down,
+        })
+    }
 }
 
 /// A value an earlier migration added to an enum is unusable until that transaction commits,
@@ -210,56 +250,42 @@ fn refuse_out_of_order(project: &str, pending: &[Migration]) -> Result<(), Migra
     }
 }
 
-/// `migrate.down()`: reverts the `steps` most recently applied migrations of `project`.
-pub fn down(project: &str, steps: i32) -> Result<i32, MigrateError> {
-    if steps < 0 {
-        return Err(MigrateError::NegativeSteps { steps });
-    }
-    let (run, snapshot) = Run::start("migrate.down()", project, LockScope::Transaction)?;
-    revert(&run, snapshot, |_| {
-        store::applied_newest_first(project, None, Some(i64::from(steps)))
-    })
-}
-
-/// `migrate.down_to()`: reverts every applied migration of `project` above version `target`.
-pub fn down_to(project: &str, target: &str) -> Result<i32, MigrateError> {
-    let (run, snapshot) = Run::start("migrate.down_to()", project, LockScope::Transaction)?;
-    revert(&run, snapshot, |run| {
-        let above = run.target_key(target)?;
-        store::applied_newest_first(project, Some(&above), None)
-    })
-}
-
-/// Reverts the migrations `select` picks, newest first, after checking that each has a down
-/// body, so that a missing one stops the call before anything is reverted.
-fn revert(
-    run: &Run<'_>,
-    snapshot: FreshSnapshot,
-    select: impl FnOnce(&Run<'_>) -> Result<Vec<Migration>, MigrateError>,
-) -> Result<i32, MigrateError> {
-    let migrations = run.as_owner(|| select(run))?;
+/// `migrate.down()` and `migrate.down_to()`: reverts applied migrations of `project`, most
+/// recently applied first.
+pub fn down(function: &'static str, project: &str, which: Revert<'_>) -> Result<i32, MigrateError> {
+    let (run, snapshot) = Run::start(function, project, LockScope::Transaction)?;
+    let migrations = run.as_owner(|| to_revert(project, which))?;
     drop(snapshot);
     if migrations.is_empty() {
         return Ok(0);
     }
-    let without_down: Vec<String> = migrations
-        .iter()
-        .filter(|m| m.body.is_none())
-        .map(|m| m.version.clone())
-        .collect();
-    if !without_down.is_empty() {
-        return Err(MigrateError::MissingDownBody {
-            project: run.project.to_owned(),
-            versions: without_down,
-        });
-    }
     let recorder = run.as_owner(Recorder::new)?;
     for migration in &migrations {
         let duration_ms = run_with_retries(&run.place(migration, Body::Down), migration)?;
-        run.as_owner(|| recorder.reverted(run.project, migration, &run.role, duration_ms))?;
+        run.as_owner(|| recorder.reverted(project, migration, &run.role, duration_ms))?;
         run.report(migration, "reverted", duration_ms);
     }
     Ok(migrations.len() as i32)
+}
+
+/// `migrate.baseline()`: marks the pending migrations of `project` up to `target` applied
+/// without running them, for a database whose schema already has them.
+pub fn baseline(project: &str, target: &str) -> Result<i32, MigrateError> {
+    let (run, snapshot) = Run::start("migrate.baseline()", project, LockScope::Transaction)?;
+    let pending = run.as_owner(|| store::pending(project, Some(&target_key(project, target)?)))?;
+    drop(snapshot);
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let recorder = run.as_owner(Recorder::new)?;
+    for migration in &pending {
+        run.as_owner(|| recorder.baselined(project, migration, &run.role))?;
+    }
+    notice!(
+        "marked {} migrations applied without running them",
+        pending.len()
+    );
+    Ok(pending.len() as i32)
 }
 
 /// The first pause before another attempt of a migration that hit `migrate.lock_timeout`; each
@@ -270,7 +296,7 @@ const MAX_BACKOFF_MS: u64 = 5_000;
 /// Runs one body, and again (in a subtransaction, after a pause) while a statement of it fails
 /// to get a lock within `migrate.lock_timeout` and `migrate.lock_retries` allows. Returns the
 /// duration of the successful attempt in ms.
-fn run_with_retries(place: &Place, migration: &Migration) -> Result<f64, MigrateError> {
+pub(crate) fn run_with_retries(place: &Place, migration: &Migration) -> Result<f64, MigrateError> {
     let retries = gucs::LOCK_RETRIES.get();
     let attempts = retries + 1;
     let mut backoff = FIRST_BACKOFF_MS;

@@ -266,6 +266,19 @@ pub fn as_registrant<R>(registrant: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 /// Runs `f` in an internal subtransaction: kept when `f` succeeds, rolled back when it fails
 /// (with an error it returns or one the server raises), leaving the transaction usable.
 pub fn subtransaction<R>(f: impl FnOnce() -> Result<R, MigrateError>) -> Result<R, MigrateError> {
+    in_subtransaction(f, true)
+}
+
+/// Runs `f` in an internal subtransaction that is rolled back however `f` ends: only its
+/// result (Rust values) remains.
+pub fn rolled_back<R>(f: impl FnOnce() -> Result<R, MigrateError>) -> Result<R, MigrateError> {
+    in_subtransaction(f, false)
+}
+
+fn in_subtransaction<R>(
+    f: impl FnOnce() -> Result<R, MigrateError>,
+    keep_on_success: bool,
+) -> Result<R, MigrateError> {
     // SAFETY: the pattern of PL/pgSQL's exception blocks: the memory context and resource owner
     // of the caller are restored whichever way the subtransaction ends.
     let (memory, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
@@ -277,7 +290,7 @@ pub fn subtransaction<R>(f: impl FnOnce() -> Result<R, MigrateError>) -> Result<
         .catch_others(|caught| Err(MigrateError::Server(ErrorParts::from(&caught))))
         .execute();
     unsafe {
-        if result.is_ok() {
+        if keep_on_success && result.is_ok() {
             pg_sys::ReleaseCurrentSubTransaction();
         } else {
             pg_sys::RollbackAndReleaseCurrentSubTransaction();

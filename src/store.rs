@@ -4,6 +4,8 @@
 //! call has written, a new snapshot per statement): either way a runner that waited sees what
 //! its predecessor committed.
 
+use std::collections::{BTreeSet, HashMap};
+
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
@@ -12,7 +14,7 @@ use pgrx::{PgBuiltInOids, PgOid};
 use crate::error::{ErrorParts, MigrateError};
 
 /// One registered migration with the body a direction needs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Migration {
     pub version: String,
     pub name: String,
@@ -219,23 +221,67 @@ pub fn record_failed(
     role: &str,
     error: &ErrorParts,
 ) -> Result<(), MigrateError> {
-    let mut detail = format!("SQLSTATE {}: {}", error.sqlstate(), error.message);
-    if let Some(more) = &error.detail {
-        detail.push('\n');
-        detail.push_str(more);
-    }
+    record_event(
+        project,
+        &migration.version,
+        "failed",
+        role,
+        Some(&migration.checksum),
+        &error.summary(),
+    )
+}
+
+/// Appends one event that is not about applying or reverting a migration.
+pub fn record_event(
+    project: &str,
+    version: &str,
+    event: &str,
+    role: &str,
+    checksum: Option<&str>,
+    detail: &str,
+) -> Result<(), MigrateError> {
     Spi::run_with_args(
         "INSERT INTO migrate.events (project, version, event, role, checksum, detail)
-         VALUES ($1, $2, 'failed', $3, $4, $5)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
         &[
             project.into(),
-            migration.version.as_str().into(),
+            version.into(),
+            event.into(),
             role.into(),
-            migration.checksum.as_str().into(),
+            checksum.into(),
             detail.into(),
         ],
     )?;
     Ok(())
+}
+
+/// The down bodies of `project`'s migrations, by version.
+pub fn down_bodies(project: &str) -> Result<HashMap<String, Option<String>>, MigrateError> {
+    Ok(Spi::connect(|client| {
+        client
+            .select(
+                "SELECT m.version, m.down_sql FROM migrate.migrations m WHERE m.project = $1",
+                None,
+                &[project.into()],
+            )?
+            .map(|row| {
+                Ok((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?,
+                ))
+            })
+            .collect::<SpiResult<HashMap<_, _>>>()
+    })?)
+}
+
+/// One line per object of the schemas migrations may touch (`sql/catalog.sql`).
+pub fn catalog() -> Result<BTreeSet<String>, MigrateError> {
+    Ok(Spi::connect(|client| {
+        client
+            .select(include_str!("../sql/catalog.sql"), None, &[])?
+            .map(|row| Ok(row.get::<String>(1)?.unwrap_or_default()))
+            .collect::<SpiResult<BTreeSet<_>>>()
+    })?)
 }
 
 /// Writes the outcome of each applied or reverted migration. Its statements are planned once
@@ -255,11 +301,11 @@ impl Recorder {
                 .prepare_mut(
                     "WITH e AS (
                          INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum)
-                         VALUES ($1, $2, 'up', $3, $4, $5)
+                         VALUES ($1, $2, $6, $3, $4, $5)
                          RETURNING id, at)
                      INSERT INTO migrate.applied (project, version, event_id, applied_at, applied_by, duration_ms, checksum)
                      SELECT $1, $2, e.id, e.at, $3, $4, $5 FROM e",
-                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT],
+                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT, TEXT],
                 )?
                 .keep();
             let down = client
@@ -275,12 +321,14 @@ impl Recorder {
         })?)
     }
 
-    pub fn applied(
+    /// Records `migration` applied: by running it (`up`), or by `baseline`.
+    fn record_applied(
         &self,
         project: &str,
         migration: &Migration,
         role: &str,
         duration_ms: f64,
+        event: &str,
     ) -> Result<(), MigrateError> {
         Spi::connect_mut(|client| {
             client
@@ -293,11 +341,31 @@ impl Recorder {
                         role.into(),
                         duration_ms.into(),
                         migration.checksum.as_str().into(),
+                        event.into(),
                     ],
                 )
                 .map(|_| ())
         })?;
         Ok(())
+    }
+
+    pub fn applied(
+        &self,
+        project: &str,
+        migration: &Migration,
+        role: &str,
+        duration_ms: f64,
+    ) -> Result<(), MigrateError> {
+        self.record_applied(project, migration, role, duration_ms, "up")
+    }
+
+    pub fn baselined(
+        &self,
+        project: &str,
+        migration: &Migration,
+        role: &str,
+    ) -> Result<(), MigrateError> {
+        self.record_applied(project, migration, role, 0.0, "baseline")
     }
 
     pub fn reverted(

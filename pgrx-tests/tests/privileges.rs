@@ -149,6 +149,9 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
     let calls = [
         ("status", "SELECT count(*) FROM migrate.status()"),
         ("history", "SELECT count(*) FROM migrate.history()"),
+        ("plan", "SELECT count(*) FROM migrate.plan()"),
+        ("plan_down", "SELECT count(*) FROM migrate.plan_down(0)"),
+        ("rehearse", "SELECT count(*) FROM migrate.rehearse()"),
         (
             "register",
             "SELECT migrate.register('1', 'one', 'CREATE TABLE matrix_one ()', 'DROP TABLE matrix_one')",
@@ -161,6 +164,7 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
         ("apply", "CALL migrate.apply()"),
         ("down", "SELECT migrate.down(0)"),
         ("down_to", "SELECT migrate.down_to('1')"),
+        ("baseline", "SELECT migrate.baseline('1')"),
         (
             "select migrations",
             "SELECT count(*) FROM migrate.migrations",
@@ -176,18 +180,22 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
     ];
     let allowed: [(&str, &[&str]); 3] = [
         ("rm_nobody", &[]),
-        ("rm_reader", &["status", "history"]),
+        ("rm_reader", &["status", "history", "plan", "plan_down"]),
         (
             "rm_deployer",
             &[
                 "status",
                 "history",
+                "plan",
+                "plan_down",
+                "rehearse",
                 "register",
                 "register_script",
                 "up",
                 "apply",
                 "down",
                 "down_to",
+                "baseline",
             ],
         ),
     ];

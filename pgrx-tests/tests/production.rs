@@ -365,3 +365,270 @@ fn an_enum_value_added_and_used_needs_apply() {
     );
     assert!(table_exists(&mut client, "paint"));
 }
+
+/// `(version, sql)` rows of a plan.
+fn plan_rows(client: &mut Client, query: &str) -> Vec<(i32, String, String, Option<String>)> {
+    client
+        .query(query, &[])
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(4)))
+        .collect()
+}
+
+fn events(client: &mut Client, event: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT version FROM migrate.history() WHERE event = $1 ORDER BY id",
+            &[&event],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[test]
+fn plan_shows_exactly_what_up_and_down_then_do() {
+    let db = TestDb::new("plan");
+    let mut client = db.connect();
+    for i in [3, 1, 10, 2, 4] {
+        register(
+            &mut client,
+            &i.to_string(),
+            &format!("step {i}"),
+            &format!("CREATE TABLE n{i} ()"),
+            Some(&format!("DROP TABLE n{i}")),
+        );
+    }
+    let plan = plan_rows(&mut client, "SELECT * FROM migrate.plan('4')");
+    let expected: Vec<(i32, String, String, Option<String>)> = [1, 2, 3, 4]
+        .iter()
+        .zip(1..)
+        .map(|(v, step)| {
+            (
+                step,
+                "up".to_owned(),
+                v.to_string(),
+                Some(format!("CREATE TABLE n{v} ()")),
+            )
+        })
+        .collect();
+    assert_eq!(plan, expected);
+    assert!(!table_exists(&mut client, "n1"), "planning runs nothing");
+    assert_eq!(call(&mut client, "SELECT migrate.up('4')"), 4);
+    let planned: Vec<String> = plan.iter().map(|row| row.2.clone()).collect();
+    assert_eq!(
+        events(&mut client, "up"),
+        planned,
+        "up() did what the plan said, in its order"
+    );
+
+    let plan_down = plan_rows(&mut client, "SELECT * FROM migrate.plan_down(3)");
+    assert_eq!(
+        plan_down
+            .iter()
+            .map(|row| (row.1.as_str(), row.2.as_str(), row.3.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("down", "4", Some("DROP TABLE n4")),
+            ("down", "3", Some("DROP TABLE n3")),
+            ("down", "2", Some("DROP TABLE n2"))
+        ]
+    );
+    assert_eq!(call(&mut client, "SELECT migrate.down(3)"), 3);
+    assert_eq!(events(&mut client, "down"), ["4", "3", "2"]);
+
+    // A plan refuses what up() would refuse.
+    register(&mut client, "0", "late", "CREATE TABLE n0 ()", None);
+    expect_sqlstate(client.query("SELECT * FROM migrate.plan()", &[]), "55000");
+    expect_sqlstate(
+        client.query("SELECT * FROM migrate.plan('99')", &[]),
+        "42704",
+    );
+    register(&mut client, "1", "step 1", "CREATE TABLE n1 ()", None);
+    expect_sqlstate(
+        client.query("SELECT * FROM migrate.plan_down(1)", &[]),
+        "55000",
+    );
+}
+
+#[test]
+fn baseline_marks_migrations_applied_without_running_them() {
+    let db = TestDb::new("baseline");
+    let mut client = db.connect();
+    for i in 1..=5 {
+        register(
+            &mut client,
+            &i.to_string(),
+            "step",
+            &format!("CREATE TABLE b{i} ()"),
+            None,
+        );
+    }
+    expect_sqlstate(
+        client.query_one("SELECT migrate.baseline('9')", &[]),
+        "42704",
+    );
+    assert_eq!(call(&mut client, "SELECT migrate.baseline('3')"), 3);
+    assert_eq!(events(&mut client, "baseline"), ["1", "2", "3"]);
+    assert!(!table_exists(&mut client, "b1"), "baseline runs no body");
+    assert_eq!(call(&mut client, "SELECT migrate.baseline('3')"), 0);
+    assert_eq!(up(&mut client).unwrap(), 2);
+    assert!(table_exists(&mut client, "b4") && table_exists(&mut client, "b5"));
+    assert!(
+        states(&mut client)
+            .iter()
+            .all(|(_, state)| state == "applied")
+    );
+}
+
+/// Tables, columns and types of the public schema, and everything the extension knows.
+fn everything(client: &mut Client) -> Vec<String> {
+    let queries = [
+        "SELECT table_name || '.' || column_name || ' ' || data_type FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1",
+        "SELECT typname FROM pg_type WHERE typnamespace = 'public'::regnamespace ORDER BY 1",
+        "SELECT s::text FROM migrate.status() s",
+        "SELECT h::text FROM migrate.history() h WHERE event <> 'rehearse'",
+    ];
+    queries
+        .iter()
+        .flat_map(|query| {
+            client
+                .query(*query, &[])
+                .unwrap()
+                .into_iter()
+                .map(|row| row.get::<_, String>(0))
+        })
+        .collect()
+}
+
+#[test]
+fn rehearse_tells_which_downs_reverse_their_ups_and_leaves_no_trace() {
+    let db = TestDb::new("rehearse");
+    let mut client = db.connect();
+    client
+        .batch_execute("CREATE TABLE people (id int PRIMARY KEY)")
+        .unwrap();
+    register(
+        &mut client,
+        "1",
+        "good",
+        "CREATE TYPE mood AS ENUM ('ok'); CREATE TABLE t1 (id int PRIMARY KEY, m mood DEFAULT 'ok');
+         CREATE INDEX t1_m ON t1 (m); CREATE VIEW v1 AS SELECT id FROM t1;
+         CREATE FUNCTION f1() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TRIGGER t1_f1 BEFORE INSERT ON t1 FOR EACH ROW EXECUTE FUNCTION f1();
+         CREATE SEQUENCE s1; INSERT INTO people VALUES (1)",
+        Some("DROP VIEW v1; DROP TABLE t1; DROP FUNCTION f1(); DROP TYPE mood; DROP SEQUENCE s1; DELETE FROM people"),
+    );
+    register(
+        &mut client,
+        "2",
+        "leaves a column",
+        "ALTER TABLE people ADD COLUMN nickname text",
+        Some("SELECT 1"),
+    );
+    register(&mut client, "3", "no down", "CREATE TABLE t3 ()", None);
+
+    let rows = |client: &mut Client| {
+        client
+            .query(
+                "SELECT version, up_ok, down_ok, reversible, detail FROM migrate.rehearse()",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+            .collect::<Vec<(
+                String,
+                Option<bool>,
+                Option<bool>,
+                Option<bool>,
+                Option<String>,
+            )>>()
+    };
+    let no_down = rows(&mut client);
+    assert_eq!(
+        no_down[2],
+        (
+            "3".into(),
+            Some(true),
+            None,
+            Some(false),
+            Some("no down body".into())
+        )
+    );
+    assert_eq!(
+        no_down[0].4.as_deref(),
+        Some("not checked: the down of \"3\" has no down body")
+    );
+
+    register(
+        &mut client,
+        "3",
+        "down errors",
+        "CREATE TABLE t3 ()",
+        Some("DROP TABLE t3_typo"),
+    );
+    let failing = rows(&mut client);
+    assert_eq!(
+        (failing[2].1, failing[2].2, failing[2].3),
+        (Some(true), Some(false), Some(false))
+    );
+    assert!(
+        failing[2]
+            .4
+            .as_deref()
+            .unwrap()
+            .starts_with("SQLSTATE 42P01: table \"t3_typo\" does not exist"),
+        "{failing:?}"
+    );
+
+    register(
+        &mut client,
+        "3",
+        "down fixed",
+        "CREATE TABLE t3 ()",
+        Some("DROP TABLE t3"),
+    );
+    let judged = rows(&mut client);
+    assert_eq!(
+        judged[0],
+        ("1".into(), Some(true), Some(true), Some(true), None),
+        "every kind of object restored"
+    );
+    assert_eq!(
+        judged[1],
+        (
+            "2".into(),
+            Some(true),
+            Some(true),
+            Some(false),
+            Some("left behind: column public.people.nickname text".into())
+        )
+    );
+    assert_eq!(
+        judged[2],
+        ("3".into(), Some(true), Some(true), Some(true), None)
+    );
+
+    // A failing up stops the rehearsal there.
+    register(&mut client, "4", "bad up", "SELECT 1 / 0", Some("SELECT 1"));
+    let failing_up = rows(&mut client);
+    assert_eq!((failing_up[3].1, failing_up[3].2), (Some(false), None));
+    assert!(
+        failing_up[3]
+            .4
+            .as_deref()
+            .unwrap()
+            .starts_with("SQLSTATE 22012: division by zero")
+    );
+
+    // No trace but one history event.
+    let before = everything(&mut client);
+    let rehearsals = events(&mut client, "rehearse").len();
+    rows(&mut client);
+    assert_eq!(everything(&mut client), before);
+    assert_eq!(count(&mut client, "SELECT count(*) FROM people"), 0);
+    assert_eq!(events(&mut client, "rehearse").len(), rehearsals + 1);
+}

@@ -1,0 +1,164 @@
+//! `rehearse`: runs the pending ups, then their downs in reverse, inside a subtransaction that is
+//! rolled back, and tells for each migration whether its down restores the catalog its up found.
+
+use std::collections::BTreeSet;
+
+use crate::error::{Body, ErrorParts, MigrateError};
+use crate::runner::{self, Run};
+use crate::session::{self, LockScope};
+use crate::store::{self, Migration};
+
+/// One row of `migrate.rehearse()`.
+pub struct Outcome {
+    pub version: String,
+    pub name: String,
+    pub up_ok: Option<bool>,
+    pub down_ok: Option<bool>,
+    pub reversible: Option<bool>,
+    pub detail: Option<String>,
+    pub duration_ms: Option<f64>,
+}
+
+pub fn rehearse(project: &str, target: Option<&str>) -> Result<Vec<Outcome>, MigrateError> {
+    let (run, snapshot) = Run::start("migrate.rehearse()", project, LockScope::Transaction)?;
+    let (pending, downs) = run.as_owner(|| {
+        Ok((
+            runner::to_apply(project, target)?,
+            store::down_bodies(project)?,
+        ))
+    })?;
+    drop(snapshot);
+    let Some(last) = pending.last() else {
+        return Ok(Vec::new());
+    };
+    let outcomes = session::rolled_back(|| {
+        let downs = pending
+            .iter()
+            .map(|migration| Migration {
+                body: downs.get(&migration.version).cloned().flatten(),
+                ..migration.clone()
+            })
+            .collect::<Vec<_>>();
+        rehearse_in(&run, &pending, &downs)
+    })?;
+    let reversible = outcomes
+        .iter()
+        .filter(|outcome| outcome.reversible == Some(true))
+        .count();
+    let summary = format!(
+        "{} migrations rehearsed, {reversible} reversible",
+        outcomes.len()
+    );
+    run.as_owner(|| {
+        store::record_event(
+            project,
+            &last.version,
+            "rehearse",
+            &run.role,
+            None,
+            &summary,
+        )
+    })?;
+    Ok(outcomes)
+}
+
+fn failure(error: MigrateError) -> String {
+    ErrorParts::from(error).summary()
+}
+
+/// Inside the rolled-back subtransaction: the ups in order, each kept in a subtransaction of
+/// its own, then the downs of those that ran, newest first.
+fn rehearse_in(
+    run: &Run<'_>,
+    ups: &[Migration],
+    downs: &[Migration],
+) -> Result<Vec<Outcome>, MigrateError> {
+    let mut outcomes: Vec<Outcome> = ups
+        .iter()
+        .map(|migration| Outcome {
+            version: migration.version.clone(),
+            name: migration.name.clone(),
+            up_ok: None,
+            down_ok: None,
+            reversible: None,
+            detail: None,
+            duration_ms: None,
+        })
+        .collect();
+    // before[i]: the catalog as the up of migration i found it.
+    let mut before = Vec::new();
+    for (index, up) in ups.iter().enumerate() {
+        before.push(run.as_owner(store::catalog)?);
+        match session::subtransaction(|| runner::run_with_retries(&run.place(up, Body::Up), up)) {
+            Ok(duration_ms) => {
+                outcomes[index].up_ok = Some(true);
+                outcomes[index].duration_ms = Some(duration_ms);
+            }
+            Err(error) => {
+                outcomes[index].up_ok = Some(false);
+                outcomes[index].detail = Some(failure(error));
+                for later in &mut outcomes[index + 1..] {
+                    later.detail = Some(format!("not run: the up of \"{}\" failed", up.version));
+                }
+                break;
+            }
+        }
+    }
+    let ran = before.len() - usize::from(outcomes[before.len() - 1].up_ok == Some(false));
+    // A difference is blamed on the first down after which it shows; later (older) downs are
+    // judged on what is new.
+    let mut blamed = BTreeSet::new();
+    for index in (0..ran).rev() {
+        let down = &downs[index];
+        let stop = match down.body {
+            None => {
+                outcomes[index].reversible = Some(false);
+                outcomes[index].detail = Some("no down body".to_owned());
+                Some("has no down body")
+            }
+            Some(_) => match session::subtransaction(|| {
+                runner::run_with_retries(&run.place(down, Body::Down), down)
+            }) {
+                Ok(duration_ms) => {
+                    let after = run.as_owner(store::catalog)?;
+                    let differences: Vec<String> = after
+                        .difference(&before[index])
+                        .map(|line| format!("left behind: {line}"))
+                        .chain(
+                            before[index]
+                                .difference(&after)
+                                .map(|line| format!("missing: {line}")),
+                        )
+                        .filter(|difference| blamed.insert(difference.clone()))
+                        .collect();
+                    let outcome = &mut outcomes[index];
+                    outcome.down_ok = Some(true);
+                    outcome.duration_ms =
+                        Some(outcome.duration_ms.unwrap_or_default() + duration_ms);
+                    outcome.reversible = Some(differences.is_empty());
+                    if !differences.is_empty() {
+                        outcome.detail = Some(differences.join("\n"));
+                    }
+                    None
+                }
+                Err(error) => {
+                    outcomes[index].down_ok = Some(false);
+                    outcomes[index].reversible = Some(false);
+                    outcomes[index].detail = Some(failure(error));
+                    Some("failed")
+                }
+            },
+        };
+        // Below a down that did not run, the catalog is not what older downs expect.
+        if let Some(reason) = stop {
+            for earlier in &mut outcomes[..index] {
+                earlier.detail = Some(format!(
+                    "not checked: the down of \"{}\" {reason}",
+                    down.version
+                ));
+            }
+            break;
+        }
+    }
+    Ok(outcomes)
+}
