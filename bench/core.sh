@@ -2,6 +2,7 @@
 # Benchmarks the issue's performance floor on a throw-away server with a release build:
 #   1. N trivial migrations (one INSERT each) applied by one SELECT migrate.up(), against psql
 #      running the same N statements in one transaction (the floor);
+#      the same through CALL migrate.apply(), which commits after each migration;
 #   2. the application start-up case: registering all N again (unchanged) plus up();
 #   3. SELECT * FROM migrate.status() over N migrations.
 # Prints medians over RUNS runs and ratios to the floor. Not a test: it asserts nothing.
@@ -38,7 +39,7 @@ fresh_db() { # fresh_db NAME [WITH_EXTENSION]
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-floor=() up=() startup=()
+floor=() up=() apply=() startup=()
 for _ in $(seq 1 "$RUNS"); do
     fresh_db floor
     start=$(now_ns); psql_q -d floor -1 -f "$WORK/bodies.sql"; end=$(now_ns)
@@ -50,6 +51,12 @@ for _ in $(seq 1 "$RUNS"); do
     up+=($(((end - start) / 1000)))
     [[ $(psql -X -A -t -d ext -c "SELECT count(*) FROM bench_log") == "$N" ]]
 
+    fresh_db committing yes
+    psql_q -d committing -f "$WORK/register.sql" >/dev/null
+    start=$(now_ns); psql_q -d committing -c "CALL migrate.apply()" >/dev/null 2>&1; end=$(now_ns)
+    apply+=($(((end - start) / 1000)))
+    [[ $(psql -X -A -t -d committing -c "SELECT count(*) FROM bench_log") == "$N" ]]
+
     start=$(now_ns); psql_q -d ext -1 -f "$WORK/register.sql" -c "SELECT migrate.up()" >/dev/null 2>&1; end=$(now_ns)
     startup+=($(((end - start) / 1000)))
 done
@@ -60,13 +67,15 @@ status_ms=$("$BIN/pgbench" -n -t 200 -f "$WORK/status.sql" ext 2>/dev/null | awk
 
 floor_us=$(printf '%s\n' "${floor[@]}" | median)
 up_us=$(printf '%s\n' "${up[@]}" | median)
+apply_us=$(printf '%s\n' "${apply[@]}" | median)
 startup_us=$(printf '%s\n' "${startup[@]}" | median)
-awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v s="$startup_us" -v st="$status_ms" 'BEGIN {
+awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v s="$startup_us" -v st="$status_ms" 'BEGIN {
     printf "migrations benchmark: %d trivial migrations, median of %d runs, one psql call each\n\n", n, runs
     printf "| %-58s | %10s | %8s |\n", "workload", "median ms", "vs floor"
     printf "|%s|%s|%s|\n", "------------------------------------------------------------", "------------", "----------"
     printf "| %-58s | %10.1f | %8s |\n", "psql -1 -f: the " n " bodies in one transaction (floor)", f / 1000, "1.00"
     printf "| %-58s | %10.1f | %8.2f |\n", "SELECT migrate.up() applying " n " registered migrations", u / 1000, u / f
+    printf "| %-58s | %10.1f | %8.2f |\n", "CALL migrate.apply() applying " n ", a commit each", a / 1000, a / f
     printf "| %-58s | %10.1f | %8.2f |\n", "start-up no-op: " n " register() calls (unchanged) + up()", s / 1000, s / f
     printf "| %-58s | %10.2f | %8s |\n", "SELECT * FROM migrate.status() over " n " (pgbench avg)", st, "-"
 }'

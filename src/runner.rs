@@ -281,10 +281,12 @@ pub fn baseline(project: &str, target: &str) -> Result<i32, MigrateError> {
     for migration in &pending {
         run.as_owner(|| recorder.baselined(project, migration, &run.role))?;
     }
-    notice!(
-        "marked {} migrations applied without running them",
-        pending.len()
-    );
+    let noun = if pending.len() == 1 {
+        "migration"
+    } else {
+        "migrations"
+    };
+    notice!("{} {noun} marked applied without being run", pending.len());
     Ok(pending.len() as i32)
 }
 
