@@ -75,6 +75,26 @@ impl<'a> Run<'a> {
     }
 }
 
+/// The start every runner that changes state shares: the lock, then (as the owner, under the
+/// snapshot taken after the wait) the migrations `select` picks, and statements to record what
+/// happens to them; `None` when there is nothing to do.
+fn prepare<'a>(
+    function: &'static str,
+    project: &'a str,
+    scope: LockScope,
+    select: impl FnOnce() -> Result<Vec<Migration>, MigrateError>,
+) -> Result<Option<(Run<'a>, Vec<Migration>, Recorder)>, MigrateError> {
+    let (run, snapshot) = Run::start(function, project, scope)?;
+    let migrations = run.as_owner(select)?;
+    // Only the reads above need it; an active snapshot would also stop apply()'s commits.
+    drop(snapshot);
+    if migrations.is_empty() {
+        return Ok(None);
+    }
+    let recorder = run.as_owner(Recorder::new)?;
+    Ok(Some((run, migrations, recorder)))
+}
+
 /// `migrate.up()`: applies the pending migrations of `project` up to `target`, in version order,
 /// in the caller's transaction.
 pub fn up(project: &str, target: Option<&str>) -> Result<i32, MigrateError> {
@@ -86,13 +106,13 @@ fn up_in_one_transaction(
     project: &str,
     target: Option<&str>,
 ) -> Result<i32, MigrateError> {
-    let (run, snapshot) = Run::start(function, project, LockScope::Transaction)?;
-    let pending = run.as_owner(|| to_apply(project, target))?;
-    drop(snapshot);
-    if pending.is_empty() {
+    let Some((run, pending, recorder)) =
+        prepare(function, project, LockScope::Transaction, || {
+            to_apply(project, target)
+        })?
+    else {
         return Ok(0);
-    }
-    let recorder = run.as_owner(Recorder::new)?;
+    };
     for migration in &pending {
         let duration_ms =
             run_with_retries(&run.place(migration, Body::Up), migration).map_err(with_enum_hint)?;
@@ -123,14 +143,12 @@ fn apply_committing(
     target: Option<&str>,
 ) -> Result<i32, MigrateError> {
     // A session-level lock: the commits below must not release it.
-    let (run, snapshot) = Run::start(function, project, LockScope::Session)?;
-    let pending = run.as_owner(|| to_apply(project, target))?;
-    // A snapshot still active would stop the commit.
-    drop(snapshot);
-    if pending.is_empty() {
+    let Some((run, pending, recorder)) = prepare(function, project, LockScope::Session, || {
+        to_apply(project, target)
+    })?
+    else {
         return Ok(0);
-    }
-    let recorder = run.as_owner(Recorder::new)?;
+    };
     for migration in &pending {
         // The subtransaction rolls a failed migration back alone, so that its failure can be
         // recorded and committed before the error is raised.
@@ -253,13 +271,13 @@ fn refuse_out_of_order(project: &str, pending: &[Migration]) -> Result<(), Migra
 /// `migrate.down()` and `migrate.down_to()`: reverts applied migrations of `project`, most
 /// recently applied first.
 pub fn down(function: &'static str, project: &str, which: Revert<'_>) -> Result<i32, MigrateError> {
-    let (run, snapshot) = Run::start(function, project, LockScope::Transaction)?;
-    let migrations = run.as_owner(|| to_revert(project, which))?;
-    drop(snapshot);
-    if migrations.is_empty() {
+    let Some((run, migrations, recorder)) =
+        prepare(function, project, LockScope::Transaction, || {
+            to_revert(project, which)
+        })?
+    else {
         return Ok(0);
-    }
-    let recorder = run.as_owner(Recorder::new)?;
+    };
     for migration in &migrations {
         let duration_ms = run_with_retries(&run.place(migration, Body::Down), migration)?;
         run.as_owner(|| recorder.reverted(project, migration, &run.role, duration_ms))?;
@@ -271,13 +289,15 @@ pub fn down(function: &'static str, project: &str, which: Revert<'_>) -> Result<
 /// `migrate.baseline()`: marks the pending migrations of `project` up to `target` applied
 /// without running them, for a database whose schema already has them.
 pub fn baseline(project: &str, target: &str) -> Result<i32, MigrateError> {
-    let (run, snapshot) = Run::start("migrate.baseline()", project, LockScope::Transaction)?;
-    let pending = run.as_owner(|| store::pending(project, Some(&target_key(project, target)?)))?;
-    drop(snapshot);
-    if pending.is_empty() {
+    let Some((run, pending, recorder)) = prepare(
+        "migrate.baseline()",
+        project,
+        LockScope::Transaction,
+        || store::pending(project, Some(&target_key(project, target)?)),
+    )?
+    else {
         return Ok(0);
-    }
-    let recorder = run.as_owner(Recorder::new)?;
+    };
     for migration in &pending {
         run.as_owner(|| recorder.baselined(project, migration, &run.role))?;
     }

@@ -5,6 +5,8 @@
 //! so tests run in parallel.
 
 use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
 
 pub use postgres::error::DbError;
 pub use postgres::{Client, Config, NoTls};
@@ -158,6 +160,19 @@ pub fn count(client: &mut Client, query: &str) -> i64 {
         .get(0)
 }
 
+/// The rows of `queries`, each of which selects one text column, one after the other.
+pub fn text_rows(client: &mut Client, queries: &[&str]) -> Vec<String> {
+    queries
+        .iter()
+        .flat_map(|query| {
+            client
+                .query(*query, &[])
+                .unwrap_or_else(|e| panic!("{query}: {e:?}"))
+        })
+        .map(|row| row.get::<_, String>(0))
+        .collect()
+}
+
 /// `(version, state)` of every migration in `status()` order.
 pub fn states(client: &mut Client) -> Vec<(String, String)> {
     client
@@ -166,6 +181,35 @@ pub fn states(client: &mut Client) -> Vec<(String, String)> {
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect()
+}
+
+/// Whether every registered migration is in `state`.
+pub fn all_in_state(client: &mut Client, state: &str) -> bool {
+    states(client).iter().all(|(_, s)| s == state)
+}
+
+/// Polls until `condition` holds: a condition the server reports, not a guessed delay. The
+/// bound only stops a broken test from hanging.
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..4000 {
+        if condition() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Whether backend `pid` is waiting for an advisory lock (the runner's, or one a body asks for).
+pub fn waiting_for_advisory_lock(observer: &mut Client, pid: i32) -> bool {
+    observer
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted",
+            &[&pid],
+        )
+        .expect("pg_locks")
+        .get::<_, i64>(0)
+        == 1
 }
 
 pub fn table_exists(client: &mut Client, table: &str) -> bool {

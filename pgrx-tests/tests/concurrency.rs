@@ -8,24 +8,6 @@ use migrations_tests::*;
 const RUNNERS: usize = 16;
 const MIGRATIONS: usize = 200;
 
-/// Waits until `pid` is waiting for an advisory lock (the runner's, or one a body asks for).
-/// Polls a condition the server reports; the bound only stops a broken test from hanging.
-fn wait_until_blocked_on_advisory_lock(observer: &mut Client, pid: i32) {
-    for _ in 0..2000 {
-        let waiting = count(
-            observer,
-            &format!(
-                "SELECT count(*) FROM pg_locks WHERE pid = {pid} AND locktype = 'advisory' AND NOT granted"
-            ),
-        );
-        if waiting == 1 {
-            return;
-        }
-        thread::sleep(std::time::Duration::from_millis(5));
-    }
-    panic!("backend {pid} never waited for the runner lock");
-}
-
 #[test]
 fn sixteen_app_instances_starting_at_once_apply_each_migration_once() {
     let db = TestDb::new("sixteen_runners");
@@ -131,7 +113,9 @@ fn a_runner_that_waited_sees_what_the_first_one_applied() {
         .unwrap()
         .get(0);
     let waiter = thread::spawn(move || up(&mut second));
-    wait_until_blocked_on_advisory_lock(&mut db.connect(), second_pid);
+    wait_for("a runner waiting for a lock", || {
+        waiting_for_advisory_lock(&mut db.connect(), second_pid)
+    });
     transaction.commit().unwrap();
     assert_eq!(
         waiter.join().unwrap().expect("the waiting runner succeeds"),
@@ -196,7 +180,9 @@ fn cancel_or_terminate_in_the_middle_of_a_chain_leaves_nothing() {
             .get(0);
         let running = thread::spawn(move || up(&mut runner));
         let mut observer = db.connect();
-        wait_until_blocked_on_advisory_lock(&mut observer, pid);
+        wait_for("a runner waiting for a lock", || {
+            waiting_for_advisory_lock(&mut observer, pid)
+        });
         let signalled: bool = observer
             .query_one(&format!("SELECT {interrupt}($1)"), &[&pid])
             .unwrap()
@@ -219,11 +205,7 @@ fn cancel_or_terminate_in_the_middle_of_a_chain_leaves_nothing() {
         for table in ["i1", "i2", "i3"] {
             assert!(!table_exists(&mut observer, table), "{interrupt}: {table}");
         }
-        assert!(
-            states(&mut observer)
-                .iter()
-                .all(|(_, state)| state == "pending")
-        );
+        assert!(all_in_state(&mut observer, "pending"));
         assert_eq!(
             count(
                 &mut observer,

@@ -65,11 +65,7 @@ fn full_cycle_on_the_examples() {
             .all(|r| r == "unchanged"),
         "registering again is a no-op"
     );
-    assert!(
-        states(&mut client)
-            .iter()
-            .all(|(_, state)| state == "pending")
-    );
+    assert!(all_in_state(&mut client, "pending"));
 
     assert_eq!(up(&mut client).unwrap(), examples.len() as i32);
     let applied_notices: Vec<String> = notices.lock().unwrap().drain(..).collect();

@@ -25,16 +25,7 @@ fn snapshot(client: &mut Client) -> Vec<String> {
         "SELECT m::text FROM migrate.migrations m ORDER BY project, version",
         "SELECT a::text FROM migrate.applied a ORDER BY project, version",
     ];
-    queries
-        .iter()
-        .flat_map(|query| {
-            client
-                .query(*query, &[])
-                .unwrap()
-                .into_iter()
-                .map(|row| row.get::<_, String>(0))
-        })
-        .collect()
+    text_rows(client, &queries)
 }
 
 #[test]

@@ -35,11 +35,7 @@ fn a_failing_body_names_its_place_and_leaves_nothing_of_the_call() {
     for table in ["a", "b", "c", "d"] {
         assert!(!table_exists(&mut client, table), "{table} was rolled back");
     }
-    assert!(
-        states(&mut client)
-            .iter()
-            .all(|(_, state)| state == "pending")
-    );
+    assert!(all_in_state(&mut client, "pending"));
     assert_eq!(
         count(
             &mut client,

@@ -2,29 +2,8 @@
 //! and the enum trap.
 
 use std::thread;
-use std::time::Duration;
 
 use migrations_tests::*;
-
-/// Polls until `condition` holds; the bound only stops a broken test from hanging.
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..4000 {
-        if condition() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn waiting_for_advisory_lock(observer: &mut Client, pid: i32) -> bool {
-    count(
-        observer,
-        &format!(
-            "SELECT count(*) FROM pg_locks WHERE pid = {pid} AND locktype = 'advisory' AND NOT granted"
-        ),
-    ) == 1
-}
 
 fn register_chain(client: &mut Client, n: usize, failing: usize) {
     for i in 1..=n {
@@ -137,11 +116,7 @@ fn apply_inside_a_transaction_block_is_all_or_nothing() {
     let mut transaction = client.transaction().unwrap();
     expect_sqlstate(transaction.batch_execute("CALL migrate.apply()"), "22012");
     transaction.rollback().unwrap();
-    assert!(
-        states(&mut client)
-            .iter()
-            .all(|(_, state)| state == "pending")
-    );
+    assert!(all_in_state(&mut client, "pending"));
     assert_eq!(
         count(
             &mut client,
@@ -358,11 +333,7 @@ fn an_enum_value_added_and_used_needs_apply() {
         error.hint()
     );
     client.batch_execute("CALL migrate.apply()").unwrap();
-    assert!(
-        states(&mut client)
-            .iter()
-            .all(|(_, state)| state == "applied")
-    );
+    assert!(all_in_state(&mut client, "applied"));
     assert!(table_exists(&mut client, "paint"));
 }
 
@@ -476,11 +447,7 @@ fn baseline_marks_migrations_applied_without_running_them() {
     assert_eq!(call(&mut client, "SELECT migrate.baseline('3')"), 0);
     assert_eq!(up(&mut client).unwrap(), 2);
     assert!(table_exists(&mut client, "b4") && table_exists(&mut client, "b5"));
-    assert!(
-        states(&mut client)
-            .iter()
-            .all(|(_, state)| state == "applied")
-    );
+    assert!(all_in_state(&mut client, "applied"));
 }
 
 /// Tables, columns and types of the public schema, and everything the extension knows.
@@ -491,16 +458,7 @@ fn everything(client: &mut Client) -> Vec<String> {
         "SELECT s::text FROM migrate.status() s",
         "SELECT h::text FROM migrate.history() h WHERE event <> 'rehearse'",
     ];
-    queries
-        .iter()
-        .flat_map(|query| {
-            client
-                .query(*query, &[])
-                .unwrap()
-                .into_iter()
-                .map(|row| row.get::<_, String>(0))
-        })
-        .collect()
+    text_rows(client, &queries)
 }
 
 #[test]
