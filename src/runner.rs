@@ -373,7 +373,8 @@ fn run_body(place: &Place, migration: &Migration) -> Result<f64, MigrateError> {
 }
 
 /// Executes the statements and, when one fails, returns the server's error with the statement's
-/// place added; the error then aborts the caller's transaction.
+/// place added. The caller then rolls the failed work back: the subtransaction around it, or,
+/// by raising the error, the whole transaction.
 fn execute(body: &str, statements: &[Statement], place: &Place) -> Result<(), MigrateError> {
     let current = AtomicUsize::new(0);
     let failed_at = |index: usize| {
