@@ -8,7 +8,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use crate::error::MigrateError;
-use crate::{plan, registry, rehearse, runner};
+use crate::{adopt, plan, registry, rehearse, runner};
 
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateError> {
     value.ok_or(MigrateError::NullArgument { argument })
@@ -205,4 +205,59 @@ fn rehearse(
             o.duration_ms,
         )
     })))
+}
+
+/// Registers the migrations in a set of files a client sends (their paths and contents, in the
+/// layouts of dbmate, golang-migrate, sqlx, diesel or Flyway); returns how many were registered
+/// or updated.
+#[pg_extern(volatile, parallel_unsafe)]
+fn register_files(
+    paths: Option<Vec<Option<String>>>,
+    contents: Option<Vec<Option<String>>>,
+    project: default!(Option<&str>, "'default'"),
+) -> Result<i32, ErrorReport> {
+    let paths = required(paths, "paths")?;
+    let contents = required(contents, "contents")?;
+    if paths.len() != contents.len() {
+        return Err(MigrateError::FileListLengths {
+            paths: paths.len(),
+            contents: contents.len(),
+        }
+        .into());
+    }
+    let files = paths
+        .into_iter()
+        .zip(contents)
+        .map(|(path, content)| Ok((required(path, "a path")?, required(content, "a content")?)))
+        .collect::<Result<Vec<_>, MigrateError>>()?;
+    Ok(registry::register_files(
+        "migrate.register_files()",
+        required(project, "project")?,
+        &files,
+    )?)
+}
+
+/// Registers the migration files of a directory on the database server (see `register_files`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn import_dir(
+    path: Option<&str>,
+    project: default!(Option<&str>, "'default'"),
+) -> Result<i32, ErrorReport> {
+    Ok(registry::import_dir(
+        required(project, "project")?,
+        required(path, "path")?,
+    )?)
+}
+
+/// Marks applied the registered migrations of `project` that another tool's history (dbmate,
+/// rails, golang-migrate, sqlx, flyway, goose) says it applied; returns how many.
+#[pg_extern(volatile, parallel_unsafe)]
+fn adopt(
+    tool: Option<&str>,
+    project: default!(Option<&str>, "'default'"),
+) -> Result<i32, ErrorReport> {
+    Ok(adopt::adopt(
+        required(project, "project")?,
+        required(tool, "tool")?,
+    )?)
 }

@@ -7,6 +7,15 @@ use pgrx::prelude::*;
 
 use crate::version::{MAX_NAME_LEN, MAX_PROJECT_LEN, MAX_VERSION_LEN};
 
+/// "1 migration", "2 migrations": `noun` takes an "s" unless `n` is 1.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Which of a migration's two bodies a statement belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Body {
@@ -175,6 +184,32 @@ pub enum MigrateError {
     ScriptLayout {
         problem: String,
     },
+    ImportLayout {
+        problem: String,
+    },
+    NotServerFileReader,
+    UnknownTool {
+        tool: String,
+        known: String,
+    },
+    NoToolHistory {
+        tool: &'static str,
+        table: &'static str,
+    },
+    DirtyToolHistory {
+        tool: &'static str,
+    },
+    FileListLengths {
+        paths: usize,
+        contents: usize,
+    },
+    RelativeDirectory {
+        directory: String,
+    },
+    ServerFile {
+        path: String,
+        reason: String,
+    },
     VersionCollision {
         project: String,
         version: String,
@@ -314,6 +349,45 @@ impl From<MigrateError> for ErrorParts {
             }
             ScriptLayout { problem } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration script: {problem}"))
                 .hint("A script has a \"-- migrate:up\" line, the up SQL, and optionally a \"-- migrate:down\" line and the down SQL."),
+            ImportLayout { problem } => report(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("cannot place migration files: {problem}"),
+            )
+            .hint("Name files <version>_<name>.sql (dbmate), <version>_<name>.up.sql and .down.sql (golang-migrate, sqlx), <version>_<name>/up.sql and down.sql (diesel), or V<version>__<name>.sql and U<version>__<name>.sql (Flyway)."),
+            UnknownTool { tool, known } => report(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("unknown migration tool \"{tool}\""),
+            )
+            .hint(format!("Known tools: {known}.")),
+            NoToolHistory { tool, table } => report(
+                ERRCODE_UNDEFINED_TABLE,
+                format!("no {tool} history: table \"{table}\" not found"),
+            )
+            .hint("The table is looked up on the search_path, as the tool does; set search_path to its schema."),
+            DirtyToolHistory { tool } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("the {tool} history is dirty"),
+            )
+            .detail("A migration failed half-way under that tool; what it left is unknown.")
+            .hint("Repair the database and clear the dirty flag with the tool first."),
+            NotServerFileReader => report(
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "permission denied to read files on the database server".to_owned(),
+            )
+            .hint("Only roles with the rights of pg_read_server_files may import a server directory; clients can send files with migrate.register_files()."),
+            FileListLengths { paths, contents } => report(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{paths} paths but {contents} contents"),
+            )
+            .detail("Each path needs the content of its file, at the same position."),
+            RelativeDirectory { directory } => report(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("directory \"{directory}\" is not an absolute path"),
+            ),
+            ServerFile { path, reason } => report(
+                ERRCODE_UNDEFINED_FILE,
+                format!("could not read \"{path}\": {reason}"),
+            ),
             VersionCollision { project, version, registered } => report(
                 ERRCODE_DUPLICATE_OBJECT,
                 format!("version \"{version}\" collides with registered version \"{registered}\"{}", in_project(&project)),

@@ -5,8 +5,10 @@
 // the cold path.
 #![allow(clippy::result_large_err)]
 
+mod adopt;
 mod api;
 mod error;
+mod files;
 mod gucs;
 mod parse;
 mod plan;

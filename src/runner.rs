@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use pgrx::prelude::*;
 
-use crate::error::{Body, ErrorParts, MigrateError, Place, Position};
+use crate::error::{Body, ErrorParts, MigrateError, Place, Position, counted};
 use crate::parse::{self, Statement};
 use crate::session::{self, BodyRunning, FreshSnapshot, LockScope, SessionRunnerLock};
 use crate::store::{self, Migration, Recorder};
@@ -78,7 +78,7 @@ impl<'a> Run<'a> {
 /// The start every runner that changes state shares: the lock, then (as the owner, under the
 /// snapshot taken after the wait) the migrations `select` picks, and statements to record what
 /// happens to them; `None` when there is nothing to do.
-fn prepare<'a>(
+pub(crate) fn prepare<'a>(
     function: &'static str,
     project: &'a str,
     scope: LockScope,
@@ -298,16 +298,24 @@ pub fn baseline(project: &str, target: &str) -> Result<i32, MigrateError> {
     else {
         return Ok(0);
     };
-    for migration in &pending {
-        run.as_owner(|| recorder.baselined(project, migration, &run.role))?;
+    mark_applied(&run, &recorder, &pending, "baseline")
+}
+
+/// Records `migrations` applied without running them, as `event`s.
+pub(crate) fn mark_applied(
+    run: &Run<'_>,
+    recorder: &Recorder,
+    migrations: &[Migration],
+    event: &str,
+) -> Result<i32, MigrateError> {
+    for migration in migrations {
+        run.as_owner(|| recorder.marked_applied(run.project, migration, &run.role, event))?;
     }
-    let noun = if pending.len() == 1 {
-        "migration"
-    } else {
-        "migrations"
-    };
-    notice!("{} {noun} marked applied without being run", pending.len());
-    Ok(pending.len() as i32)
+    notice!(
+        "{} marked applied without being run",
+        counted(migrations.len(), "migration")
+    );
+    Ok(migrations.len() as i32)
 }
 
 /// The first pause before another attempt of a migration that hit `migrate.lock_timeout`; each

@@ -322,6 +322,22 @@ pub fn sleep(milliseconds: u64) {
     }
 }
 
+/// Reading files on the database server is for roles with the rights of `pg_read_server_files`.
+pub fn require_server_file_reader() -> Result<(), MigrateError> {
+    // SAFETY: plain catalog lookups about the current user.
+    let allowed = unsafe {
+        pg_sys::has_privs_of_role(
+            pg_sys::GetUserId(),
+            pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES),
+        )
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(MigrateError::NotServerFileReader)
+    }
+}
+
 /// Resolves a role name stored in the tables.
 pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
     let name = std::ffi::CString::new(name).ok()?;

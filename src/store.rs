@@ -4,7 +4,7 @@
 //! call has written, a new snapshot per statement): either way a runner that waited sees what
 //! its predecessor committed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -255,6 +255,20 @@ pub fn record_event(
     Ok(())
 }
 
+/// The version keys of every registered migration of `project`.
+pub fn version_keys(project: &str) -> Result<HashSet<Vec<u8>>, MigrateError> {
+    Ok(Spi::connect(|client| {
+        client
+            .select(
+                "SELECT m.version_key FROM migrate.migrations m WHERE m.project = $1",
+                None,
+                &[project.into()],
+            )?
+            .map(|row| Ok(row.get::<Vec<u8>>(1)?.unwrap_or_default()))
+            .collect::<SpiResult<HashSet<_>>>()
+    })?)
+}
+
 /// The down bodies of `project`'s migrations, by version.
 pub fn down_bodies(project: &str) -> Result<HashMap<String, Option<String>>, MigrateError> {
     Ok(Spi::connect(|client| {
@@ -359,13 +373,15 @@ impl Recorder {
         self.record_applied(project, migration, role, duration_ms, "up")
     }
 
-    pub fn baselined(
+    /// Records `migration` applied without running it (`event`: `baseline`, `adopt`).
+    pub fn marked_applied(
         &self,
         project: &str,
         migration: &Migration,
         role: &str,
+        event: &str,
     ) -> Result<(), MigrateError> {
-        self.record_applied(project, migration, role, 0.0, "baseline")
+        self.record_applied(project, migration, role, 0.0, event)
     }
 
     pub fn reverted(

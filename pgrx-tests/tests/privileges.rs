@@ -142,6 +142,7 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
     admin
         .batch_execute(
             "GRANT migrate_reader TO rm_reader; GRANT migrate_deployer TO rm_deployer;
+             CREATE TABLE schema_migrations (version text); GRANT SELECT ON schema_migrations TO rm_deployer;
              GRANT CREATE ON SCHEMA public TO rm_deployer;",
         )
         .unwrap();
@@ -160,6 +161,12 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             "register_script",
             "SELECT migrate.register_script('2', 'two', '-- migrate:up\nCREATE TABLE matrix_two ();\n-- migrate:down\nDROP TABLE matrix_two;')",
         ),
+        (
+            "register_files",
+            "SELECT migrate.register_files(ARRAY['3_three.up.sql', '3_three.down.sql'], ARRAY['CREATE TABLE matrix_three ()', 'DROP TABLE matrix_three'])",
+        ),
+        ("adopt", "SELECT migrate.adopt('dbmate')"),
+        ("import_dir", "SELECT migrate.import_dir('/')"),
         ("up", "SELECT migrate.up()"),
         ("apply", "CALL migrate.apply()"),
         ("down", "SELECT migrate.down(0)"),
@@ -191,6 +198,8 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
                 "rehearse",
                 "register",
                 "register_script",
+                "register_files",
+                "adopt",
                 "up",
                 "apply",
                 "down",
@@ -215,7 +224,8 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
         states(&mut admin),
         vec![
             ("1".to_owned(), "applied".to_owned()),
-            ("2".to_owned(), "pending".to_owned())
+            ("2".to_owned(), "pending".to_owned()),
+            ("3".to_owned(), "pending".to_owned())
         ]
     );
     assert_eq!(

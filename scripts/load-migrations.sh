@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Registers a local directory of migration files into a database, with nothing but bash and psql:
+#
+#   scripts/load-migrations.sh [--project NAME] [--up | --apply] DIR [psql connection options]
+#
+# DIR holds files in the layout of dbmate, golang-migrate, sqlx, diesel or Flyway (see the
+# README); the server places them (migrate.register_files), so this script only ships them.
+# --up then calls SELECT migrate.up(), --apply CALL migrate.apply(). Connection options and
+# PG* environment variables go to psql, e.g. -h db.internal -U deployer -d app.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 [--project NAME] [--up | --apply] DIR [psql options]" >&2
+    exit 2
+}
+
+project=default
+then=""
+while (($#)); do
+    case $1 in
+    --project) project=${2:?--project needs a name}; shift 2 ;;
+    --up | --apply) then=$1; shift ;;
+    -h | --help) usage ;;
+    *) break ;;
+    esac
+done
+dir=${1:-}
+[[ -n $dir && -d $dir ]] || usage
+shift
+
+# A text literal that no content can break out of.
+literal() {
+    printf "convert_from(decode('%s', 'base64'), 'UTF8')" "$(base64 -w0)"
+}
+
+paths=() contents=()
+add() { # add RELATIVE_PATH FILE
+    paths+=("$(printf '%s' "$1" | literal)")
+    contents+=("$(literal <"$2")")
+}
+for entry in "$dir"/*; do
+    name=$(basename "$entry")
+    if [[ -d $entry ]]; then
+        for inner in "$entry"/*; do
+            [[ -f $inner ]] && add "$name/$(basename "$inner")" "$inner"
+        done
+    elif [[ -f $entry && $name == *.sql ]]; then
+        add "$name" "$entry"
+    fi
+done
+
+join() {
+    local IFS=,
+    echo "$*"
+}
+project_literal=$(printf '%s' "$project" | literal)
+{
+    echo "SELECT migrate.register_files(ARRAY[$(join "${paths[@]}")]::text[], ARRAY[$(join "${contents[@]}")]::text[], $project_literal) AS registered_or_updated;"
+    case $then in
+    --up) echo "SELECT migrate.up(NULL, $project_literal) AS applied;" ;;
+    --apply) echo "CALL migrate.apply(NULL, $project_literal);" ;;
+    esac
+} | psql -X -q -v ON_ERROR_STOP=1 "$@"
