@@ -17,6 +17,11 @@ echo "== unit and #[pg_test] suites"
 rm -rf "$WORK" && install -d -o postgres -g postgres "$WORK" "$WORK/pgrx"
 cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx"
 
+echo "== example applications (Python psycopg, Node.js pg, Rust tokio-postgres)"
+python3 -c 'import psycopg' 2>/dev/null || pip install -q --root-user-action=ignore 'psycopg[binary]'
+[[ -d examples/apps/node/node_modules/pg ]] || (cd examples/apps/node && npm ci --silent --no-audit --no-fund)
+cargo build --quiet --package migrations-example-app
+
 echo "== tests against a real server"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 trap 'bash scripts/cluster.sh stop "$WORK/cluster"' EXIT
