@@ -3,6 +3,7 @@
 # refuses to run as root).
 #   scripts/cluster.sh start DIR [PORT]   initdb (if needed) and start; prints PGHOST/PGPORT exports
 #   scripts/cluster.sh stop DIR           stop and remove DIR
+# LISTEN_ADDRESSES (default: none, Unix socket only) may name 127.0.0.1 for clients that need TCP.
 set -euo pipefail
 
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -22,7 +23,7 @@ start)
     fi
     # RUST_BACKTRACE in the server's environment would add backtraces to error DETAILs.
     env -u RUST_BACKTRACE runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir -c listen_addresses='' -c fsync=off -c max_connections=60" start >/dev/null
+        -o "-p $port -k $dir -c listen_addresses='${LISTEN_ADDRESSES:-}' -c fsync=off -c max_connections=60" start >/dev/null
     echo "export PGHOST=$dir PGPORT=$port PGUSER=postgres"
     ;;
 stop)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use pgrx::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Body, MigrateError, Place, Position};
+use crate::error::{Body, MigrateError, Place, Position, counted};
 use crate::store::{self, NewMigration, Registered};
 use crate::{files, parse, script, session, version};
 
@@ -186,9 +186,9 @@ pub fn register_files(
         }
     }
     notice!(
-        "{} migrations in {} files: {registered} registered, {updated} updated, {unchanged} unchanged",
-        migrations.len(),
-        migrations.iter().map(|m| m.paths.len()).sum::<usize>()
+        "{} in {}: {registered} registered, {updated} updated, {unchanged} unchanged",
+        counted(migrations.len(), "migration"),
+        counted(migrations.iter().map(|m| m.paths.len()).sum(), "file")
     );
     Ok(registered + updated)
 }
