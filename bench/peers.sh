@@ -110,20 +110,22 @@ verify() { # KIND N
 }
 
 declare -A result
-measure() { # KEY COMMAND...: median ms of RUNS runs of COMMAND, each on a fresh database
-    local key=$1 times=()
+record() { # KEY TIMES...: the median
+    local key=$1
     shift
-    for run in $(seq 1 "$RUNS"); do
-        fresh_db bench
-        psql -X -q -d bench -c "CREATE EXTENSION migrations"
-        "$@" prepare
-        local start end
-        start=$(now_ms)
-        "$@" run
-        end=$(now_ms)
-        times+=($((end - start)))
-    done
-    result[$key]=$(printf '%s\n' "${times[@]}" | median)
+    result[$key]=$(printf '%s\n' "$@" | median)
+}
+
+timed() { # COMMAND...: prints its wall time in ms
+    local start
+    start=$(now_ms)
+    "$@"
+    echo $(($(now_ms) - start))
+}
+
+fresh() {
+    fresh_db bench
+    psql -X -q -d bench -c "CREATE EXTENSION migrations"
 }
 
 tools=(psql-1 psql-each dbmate sqitch sqlx up apply)
@@ -133,14 +135,23 @@ for kind in light ddl; do
     generate "$kind" "$n"
     for tool in "${tools[@]}"; do
         echo "  $kind: $tool" >&2
-        step_apply() { [[ $1 == run ]] && apply_with "$tool" "$WORK/$kind" bench || true; }
-        measure "$kind/$tool" step_apply
-        verify "$kind" "$n" || { echo "$tool did not apply the $kind set" >&2; exit 1; }
+        times=()
+        for _ in $(seq 1 "$RUNS"); do
+            fresh
+            times+=("$(timed apply_with "$tool" "$WORK/$kind" bench)")
+            verify "$kind" "$n" || { echo "$tool did not apply the $kind set" >&2; exit 1; }
+        done
+        record "$kind/$tool" "${times[@]}"
+        # With everything applied (the last run's database): the start-up no-op, and status.
         if [[ $kind == light && $tool != psql-* ]]; then
-            step_rerun() { if [[ $1 == prepare ]]; then apply_with "$tool" "$WORK/$kind" bench; else apply_with "$tool" "$WORK/$kind" bench; fi; }
-            measure "noop/$tool" step_rerun
-            step_status() { if [[ $1 == prepare ]]; then apply_with "$tool" "$WORK/$kind" bench; else status_with "$tool" "$WORK/$kind" bench; fi; }
-            measure "status/$tool" step_status
+            noop=() status=()
+            for _ in $(seq 1 "$RUNS"); do
+                noop+=("$(timed apply_with "$tool" "$WORK/$kind" bench)")
+                status+=("$(timed status_with "$tool" "$WORK/$kind" bench)")
+            done
+            verify "$kind" "$n" || { echo "$tool re-applied the $kind set" >&2; exit 1; }
+            record "noop/$tool" "${noop[@]}"
+            record "status/$tool" "${status[@]}"
         fi
     done
 done

@@ -4,7 +4,8 @@
 #   scripts/load-migrations.sh [--project NAME] [--up | --apply] DIR [psql connection options]
 #
 # DIR holds files in the layout of dbmate, golang-migrate, sqlx, diesel or Flyway (see the
-# README); the server places them (migrate.register_files), so this script only ships them.
+# README); the server places them (migrate.register_files), so this script only ships them, in
+# one statement.
 # --up then calls SELECT migrate.up(), --apply CALL migrate.apply(). Connection options and
 # PG* environment variables go to psql, e.g. -h db.internal -U deployer -d app.
 set -euo pipefail
@@ -28,15 +29,25 @@ dir=${1:-}
 [[ -n $dir && -d $dir ]] || usage
 shift
 
-# A text literal that no content can break out of.
-literal() {
-    printf "convert_from(decode('%s', 'base64'), 'UTF8')" "$(base64 -w0)"
+# quote TEXT: sets $quoted to a dollar-quoted literal of TEXT whose tag does not occur in it, so
+# no quote, backslash, colon or dollar in a path or body can end it early. psql passes it on
+# untouched (it interpolates no variables inside quotes). Pure bash: no process per file.
+quote() {
+    local tag=migrate n=0
+    while [[ $1 == *"\$$tag\$"* ]]; do
+        tag=migrate$((++n))
+    done
+    printf -v quoted '$%s$%s$%s$' "$tag" "$1" "$tag"
 }
 
 paths=() contents=()
 add() { # add RELATIVE_PATH FILE
-    paths+=("$(printf '%s' "$1" | literal)")
-    contents+=("$(literal <"$2")")
+    local content=""
+    IFS= read -r -d '' content <"$2" || true
+    quote "$1"
+    paths+=("$quoted")
+    quote "$content"
+    contents+=("$quoted")
 }
 for entry in "$dir"/*; do
     name=$(basename "$entry")
@@ -53,7 +64,8 @@ join() {
     local IFS=,
     echo "$*"
 }
-project_literal=$(printf '%s' "$project" | literal)
+quote "$project"
+project_literal=$quoted
 {
     echo "SELECT migrate.register_files(ARRAY[$(join "${paths[@]}")]::text[], ARRAY[$(join "${contents[@]}")]::text[], $project_literal) AS registered_or_updated;"
     case $then in

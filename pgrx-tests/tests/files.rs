@@ -233,8 +233,9 @@ fn load(db: &TestDb, dir: &Path, options: &[&str]) -> std::process::Output {
 fn the_bash_and_psql_loader_registers_a_local_directory() {
     let db = TestDb::new("loader");
     let mut client = db.connect();
-    // Names and contents no quoting may break: quotes, backslashes, colons, dollars, newlines.
-    let tricky = "-- migrate:up\nCREATE TABLE \"it's\" (note text DEFAULT E'a\\\\b:c $1 `x`');\n-- migrate:down\nDROP TABLE \"it's\";\n";
+    // Names and contents no quoting may break: quotes, backslashes, colons, dollars (also the
+    // loader's own quoting tag), backticks, newlines.
+    let tricky = "-- migrate:up\nCREATE TABLE \"it's\" (note text DEFAULT E'a\\\\b:c $1 `x` $migrate$');\n-- migrate:down\nDROP TABLE \"it's\";\n";
     let mut files = EVERY_LAYOUT.to_vec();
     files.push(("20260106_it's a \"name\".sql", tricky));
     let dir = Directory::new("loader", &files);
@@ -250,7 +251,7 @@ fn the_bash_and_psql_loader_registers_a_local_directory() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(default, "'a\\b:c $1 `x`'::text");
+    assert_eq!(default, "'a\\b:c $1 `x` $migrate$'::text");
     let again = load(&db, dir.path(), &["--up"]);
     assert!(
         String::from_utf8_lossy(&again.stdout).contains(" 0\n"),
