@@ -120,7 +120,7 @@ pub fn adopt(project: &str, tool: &str) -> Result<i32, MigrateError> {
         unmatched = applied
             .iter()
             .zip(&keys)
-            .filter(|(_, key)| !tool.up_to_current && !registered.contains(*key))
+            .filter(|(_, key)| !registered.contains(*key))
             .map(|(version, _)| version.clone())
             .collect();
         let current = keys.iter().max();

@@ -1,5 +1,6 @@
 //! `register` and `register_script`: checking and storing migrations.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use pgrx::prelude::*;
@@ -41,14 +42,29 @@ impl Request<'_> {
     }
 }
 
-/// Stores a migration, or finds it already there: identical is a no-op, a changed pending one
-/// is replaced, a changed up body of an applied one is refused.
-pub fn register(
-    function: &'static str,
-    request: &Request<'_>,
-) -> Result<&'static str, MigrateError> {
-    session::refuse_nested(function)?;
-    session::require_read_committed(function)?;
+/// A request whose version, name and bodies passed the checks, with its checksum and key.
+struct Checked<'a> {
+    request: &'a Request<'a>,
+    checksum: String,
+    version_key: Vec<u8>,
+}
+
+impl Checked<'_> {
+    fn migration(&self) -> NewMigration<'_> {
+        NewMigration {
+            project: self.request.project,
+            version: self.request.version,
+            name: self.request.name,
+            up_sql: self.request.up_sql,
+            down_sql: self.request.down_sql,
+            checksum: &self.checksum,
+            version_key: &self.version_key,
+        }
+    }
+}
+
+/// Checks a request before anything waits for the runner lock.
+fn check<'a>(request: &'a Request<'a>) -> Result<Checked<'a>, MigrateError> {
     version::check_project(request.project)?;
     version::check_version(request.version)?;
     version::check_name(request.name)?;
@@ -56,25 +72,48 @@ pub fn register(
     if let Some(down_sql) = request.down_sql {
         parse::statements(down_sql, &request.place(Body::Down))?;
     }
-    let checksum = checksum(request.up_sql);
-    let version_key = version::sort_key(request.version);
-    let migration = NewMigration {
-        project: request.project,
-        version: request.version,
-        name: request.name,
-        up_sql: request.up_sql,
-        down_sql: request.down_sql,
-        checksum: &checksum,
-        version_key: &version_key,
-    };
-    let owner = session::extension_owner()?;
-    let (_, role) = session::current_role();
-    // Serialised with runners, so a body cannot change between being read and being applied.
-    let _snapshot = session::lock_runner(session::LockScope::Transaction)?;
-    session::as_owner(owner, || {
-        match store::registered(request.project, &version_key)? {
+    Ok(Checked {
+        request,
+        checksum: checksum(request.up_sql),
+        version_key: version::sort_key(request.version),
+    })
+}
+
+/// What every registering call does once: refuse nesting and snapshot-bound isolation levels,
+/// find who acts, and take the runner lock, so that a body cannot change between being read
+/// and being applied.
+struct Registrar {
+    owner: pgrx::pg_sys::Oid,
+    role: String,
+    _snapshot: session::FreshSnapshot,
+}
+
+impl Registrar {
+    fn start(function: &'static str) -> Result<Self, MigrateError> {
+        session::refuse_nested(function)?;
+        session::require_read_committed(function)?;
+        let owner = session::extension_owner()?;
+        let (_, role) = session::current_role();
+        let snapshot = session::lock_runner(session::LockScope::Transaction)?;
+        Ok(Registrar {
+            owner,
+            role,
+            _snapshot: snapshot,
+        })
+    }
+
+    /// Stores `checked`, given what is registered under its version key: identical is a no-op,
+    /// a changed pending one is replaced, a changed up body of an applied one is refused.
+    /// Runs as the owner (inside `session::as_owner`).
+    fn store(
+        &self,
+        checked: &Checked<'_>,
+        existing: Option<Registered>,
+    ) -> Result<&'static str, MigrateError> {
+        let request = checked.request;
+        match existing {
             None => {
-                store::insert(&migration, &role)?;
+                store::insert(&checked.migration(), &self.role)?;
                 Ok(REGISTERED)
             }
             Some(existing) if existing.version != request.version => {
@@ -91,19 +130,34 @@ pub fn register(
             {
                 Ok(UNCHANGED)
             }
-            Some(existing) if existing.applied && existing.checksum != checksum => {
+            Some(existing) if existing.applied && existing.checksum != checked.checksum => {
                 Err(MigrateError::AppliedBodyChanged {
                     project: request.project.to_owned(),
                     version: request.version.to_owned(),
                     applied: existing.checksum,
-                    new: checksum.clone(),
+                    new: checked.checksum.clone(),
                 })
             }
             Some(existing) => {
-                store::update(&migration, &role, &changes(&existing, &migration))?;
+                let migration = checked.migration();
+                store::update(&migration, &self.role, &changes(&existing, &migration))?;
                 Ok(UPDATED)
             }
         }
+    }
+}
+
+/// Stores a migration, or finds it already there (see `Registrar::store`).
+pub fn register(
+    function: &'static str,
+    request: &Request<'_>,
+) -> Result<&'static str, MigrateError> {
+    session::refuse_nested(function)?;
+    let checked = check(request)?;
+    let registrar = Registrar::start(function)?;
+    session::as_owner(registrar.owner, || {
+        let existing = store::registered(request.project, &checked.version_key)?;
+        registrar.store(&checked, existing)
     })
 }
 
@@ -168,23 +222,45 @@ pub fn register_files(
     project: &str,
     files: &[(String, String)],
 ) -> Result<i32, MigrateError> {
-    session::refuse_nested(function)?;
     let migrations = files::migrations(files)?;
-    let (mut registered, mut updated, mut unchanged) = (0, 0, 0);
-    for migration in &migrations {
-        let request = Request {
-            project,
-            version: &migration.version,
-            name: &migration.name,
-            up_sql: migration.up.as_deref().unwrap_or_default(),
-            down_sql: migration.down.as_deref(),
-        };
-        match register(function, &without_empty_down(request))? {
-            REGISTERED => registered += 1,
-            UPDATED => updated += 1,
-            _ => unchanged += 1,
+    let requests: Vec<Request<'_>> = migrations
+        .iter()
+        .map(|migration| {
+            without_empty_down(Request {
+                project,
+                version: &migration.version,
+                name: &migration.name,
+                up_sql: migration.up.as_deref().unwrap_or_default(),
+                down_sql: migration.down.as_deref(),
+            })
+        })
+        .collect();
+    let checked = requests.iter().map(check).collect::<Result<Vec<_>, _>>()?;
+    // Two files whose versions are equal in natural order (1 and 01) collide here already.
+    let mut keys = HashMap::new();
+    for item in &checked {
+        if let Some(first) = keys.insert(&item.version_key, item.request.version) {
+            return Err(MigrateError::VersionCollision {
+                project: project.to_owned(),
+                version: item.request.version.to_owned(),
+                registered: first.to_owned(),
+            });
         }
     }
+    // One lock, one owner switch and one read of what is registered, for all of them.
+    let registrar = Registrar::start(function)?;
+    let (mut registered, mut updated, mut unchanged) = (0, 0, 0);
+    session::as_owner(registrar.owner, || {
+        let mut existing = store::registered_in(project)?;
+        for item in &checked {
+            match registrar.store(item, existing.remove(&item.version_key))? {
+                REGISTERED => registered += 1,
+                UPDATED => updated += 1,
+                _ => unchanged += 1,
+            }
+        }
+        Ok::<_, MigrateError>(())
+    })?;
     notice!(
         "{} in {}: {registered} registered, {updated} updated, {unchanged} unchanged",
         counted(migrations.len(), "migration"),

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
+use pgrx::spi::{OwnedPreparedStatement, SpiHeapTupleData, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{ErrorParts, MigrateError};
@@ -45,39 +45,43 @@ pub struct NewMigration<'a> {
     pub version_key: &'a [u8],
 }
 
-fn migrations(
-    client: &SpiClient<'_>,
+/// Runs the read-only `query` and gathers one value per row.
+fn select_rows<T, C: FromIterator<T>>(
     query: &str,
     args: &[DatumWithOid<'_>],
-) -> SpiResult<Vec<Migration>> {
-    client
-        .select(query, None, args)?
-        .map(|row| {
-            Ok(Migration {
-                version: row.get(1)?.unwrap_or_default(),
-                name: row.get(2)?.unwrap_or_default(),
-                body: row.get(3)?,
-                checksum: row.get(4)?.unwrap_or_default(),
-                registered_by: row.get(5)?.unwrap_or_default(),
-            })
-        })
-        .collect()
+    row: impl Fn(&SpiHeapTupleData<'_>) -> SpiResult<T>,
+) -> Result<C, MigrateError> {
+    Ok(Spi::connect(|client| {
+        client
+            .select(query, None, args)?
+            .map(|tuple| row(&tuple))
+            .collect::<SpiResult<C>>()
+    })?)
+}
+
+/// A `Migration` from the columns version, name, body, checksum, registered_by.
+fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
+    Ok(Migration {
+        version: row.get(1)?.unwrap_or_default(),
+        name: row.get(2)?.unwrap_or_default(),
+        body: row.get(3)?,
+        checksum: row.get(4)?.unwrap_or_default(),
+        registered_by: row.get(5)?.unwrap_or_default(),
+    })
 }
 
 /// Pending migrations of `project`, in version order, up to `up_to` (a version key) if given.
 pub fn pending(project: &str, up_to: Option<&[u8]>) -> Result<Vec<Migration>, MigrateError> {
-    Ok(Spi::connect(|client| {
-        migrations(
-            client,
-            "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by
+    select_rows(
+        "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by
                FROM migrate.migrations m
               WHERE m.project = $1
                 AND ($2::bytea IS NULL OR m.version_key <= $2)
                 AND NOT EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version)
               ORDER BY m.version_key",
-            &[project.into(), up_to.into()],
-        )
-    })?)
+        &[project.into(), up_to.into()],
+        migration,
+    )
 }
 
 /// Applied migrations of `project`, most recently applied first: those above version key
@@ -87,84 +91,95 @@ pub fn applied_newest_first(
     above: Option<&[u8]>,
     limit: Option<i64>,
 ) -> Result<Vec<Migration>, MigrateError> {
-    Ok(Spi::connect(|client| {
-        migrations(
-            client,
-            "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by
+    select_rows(
+        "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by
                FROM migrate.applied a
                JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
               WHERE a.project = $1
                 AND ($2::bytea IS NULL OR m.version_key > $2)
               ORDER BY a.event_id DESC
               LIMIT $3",
-            &[project.into(), above.into(), limit.into()],
-        )
-    })?)
+        &[project.into(), above.into(), limit.into()],
+        migration,
+    )
+}
+
+/// The first row `query` returns, if any.
+fn select_row<T>(
+    query: &str,
+    args: &[DatumWithOid<'_>],
+    row: impl Fn(&SpiHeapTupleData<'_>) -> SpiResult<T>,
+) -> Result<Option<T>, MigrateError> {
+    Ok(select_rows::<T, Vec<T>>(query, args, row)?
+        .into_iter()
+        .next())
 }
 
 /// The applied migration of `project` with the highest version, as (version, version key).
 pub fn highest_applied(project: &str) -> Result<Option<(String, Vec<u8>)>, MigrateError> {
-    Ok(Spi::connect(|client| {
-        let row = client.select(
-            "SELECT m.version, m.version_key
-               FROM migrate.applied a
-               JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
-              WHERE a.project = $1
-              ORDER BY m.version_key DESC
-              LIMIT 1",
-            None,
-            &[project.into()],
-        )?;
-        if row.is_empty() {
-            return Ok(None);
-        }
-        match row.first().get_two::<String, Vec<u8>>()? {
-            (Some(version), Some(key)) => Ok::<_, pgrx::spi::Error>(Some((version, key))),
-            _ => Ok(None),
-        }
-    })?)
+    select_row(
+        "SELECT m.version, m.version_key
+           FROM migrate.applied a
+           JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
+          WHERE a.project = $1
+          ORDER BY m.version_key DESC
+          LIMIT 1",
+        &[project.into()],
+        |row| {
+            Ok((
+                row.get(1)?.unwrap_or_default(),
+                row.get(2)?.unwrap_or_default(),
+            ))
+        },
+    )
 }
 
 /// The version key of a registered version of `project`.
 pub fn version_key(project: &str, version: &str) -> Result<Option<Vec<u8>>, MigrateError> {
-    Ok(Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT m.version_key FROM migrate.migrations m WHERE m.project = $1 AND m.version = $2",
-            None,
-            &[project.into(), version.into()],
-        )?;
-        if rows.is_empty() {
-            Ok(None)
-        } else {
-            rows.first().get_one::<Vec<u8>>()
-        }
-    })?)
+    select_row(
+        "SELECT m.version_key FROM migrate.migrations m WHERE m.project = $1 AND m.version = $2",
+        &[project.into(), version.into()],
+        |row| Ok(row.get(1)?.unwrap_or_default()),
+    )
 }
 
-/// The migration of `project` holding `version_key`, whatever spelling of the version it uses.
-pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered>, MigrateError> {
-    Ok(Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT m.version, m.name, m.up_sql, m.down_sql, m.checksum,
-                    EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version)
-               FROM migrate.migrations m
-              WHERE m.project = $1 AND m.version_key = $2",
-            None,
-            &[project.into(), version_key.into()],
-        )?;
-        if rows.is_empty() {
-            return Ok::<_, pgrx::spi::Error>(None);
-        }
-        let row = rows.first();
-        Ok(Some(Registered {
+/// `SELECT` list of a `Registered` (and its version key), from `migrate.migrations m`.
+const REGISTERED_COLUMNS: &str = "m.version, m.name, m.up_sql, m.down_sql, m.checksum,
+    EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version),
+    m.version_key";
+
+fn registered_row(row: &SpiHeapTupleData<'_>) -> SpiResult<(Vec<u8>, Registered)> {
+    Ok((
+        row.get(7)?.unwrap_or_default(),
+        Registered {
             version: row.get(1)?.unwrap_or_default(),
             name: row.get(2)?.unwrap_or_default(),
             up_sql: row.get(3)?.unwrap_or_default(),
             down_sql: row.get(4)?,
             checksum: row.get(5)?.unwrap_or_default(),
             applied: row.get(6)?.unwrap_or_default(),
-        }))
-    })?)
+        },
+    ))
+}
+
+/// The migration of `project` holding `version_key`, whatever spelling of the version it uses.
+pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered>, MigrateError> {
+    let query = format!(
+        "SELECT {REGISTERED_COLUMNS} FROM migrate.migrations m WHERE m.project = $1 AND m.version_key = $2"
+    );
+    Ok(select_row(
+        &query,
+        &[project.into(), version_key.into()],
+        registered_row,
+    )?
+    .map(|(_, registered)| registered))
+}
+
+/// Every migration registered in `project`, by version key.
+pub fn registered_in(project: &str) -> Result<HashMap<Vec<u8>, Registered>, MigrateError> {
+    let query =
+        format!("SELECT {REGISTERED_COLUMNS} FROM migrate.migrations m WHERE m.project = $1");
+    select_rows(&query, &[project.into()], registered_row)
 }
 
 pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateError> {
@@ -257,45 +272,32 @@ pub fn record_event(
 
 /// The version keys of every registered migration of `project`.
 pub fn version_keys(project: &str) -> Result<HashSet<Vec<u8>>, MigrateError> {
-    Ok(Spi::connect(|client| {
-        client
-            .select(
-                "SELECT m.version_key FROM migrate.migrations m WHERE m.project = $1",
-                None,
-                &[project.into()],
-            )?
-            .map(|row| Ok(row.get::<Vec<u8>>(1)?.unwrap_or_default()))
-            .collect::<SpiResult<HashSet<_>>>()
-    })?)
+    select_rows(
+        "SELECT m.version_key FROM migrate.migrations m WHERE m.project = $1",
+        &[project.into()],
+        |row| Ok(row.get::<Vec<u8>>(1)?.unwrap_or_default()),
+    )
 }
 
 /// The down bodies of `project`'s migrations, by version.
 pub fn down_bodies(project: &str) -> Result<HashMap<String, Option<String>>, MigrateError> {
-    Ok(Spi::connect(|client| {
-        client
-            .select(
-                "SELECT m.version, m.down_sql FROM migrate.migrations m WHERE m.project = $1",
-                None,
-                &[project.into()],
-            )?
-            .map(|row| {
-                Ok((
-                    row.get::<String>(1)?.unwrap_or_default(),
-                    row.get::<String>(2)?,
-                ))
-            })
-            .collect::<SpiResult<HashMap<_, _>>>()
-    })?)
+    select_rows(
+        "SELECT m.version, m.down_sql FROM migrate.migrations m WHERE m.project = $1",
+        &[project.into()],
+        |row| {
+            Ok((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?,
+            ))
+        },
+    )
 }
 
 /// One line per object of the schemas migrations may touch (`sql/catalog.sql`).
 pub fn catalog() -> Result<BTreeSet<String>, MigrateError> {
-    Ok(Spi::connect(|client| {
-        client
-            .select(include_str!("../sql/catalog.sql"), None, &[])?
-            .map(|row| Ok(row.get::<String>(1)?.unwrap_or_default()))
-            .collect::<SpiResult<BTreeSet<_>>>()
-    })?)
+    select_rows(include_str!("../sql/catalog.sql"), &[], |row| {
+        Ok(row.get::<String>(1)?.unwrap_or_default())
+    })
 }
 
 /// Writes the outcome of each applied or reverted migration. Its statements are planned once

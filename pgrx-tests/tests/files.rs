@@ -354,3 +354,33 @@ fn adopt_reads_each_tools_history() {
         "no failed adoption marked anything"
     );
 }
+
+#[test]
+fn adopt_names_the_versions_it_could_not_match() {
+    let db = TestDb::new("adopt_unmatched");
+    let (mut client, notices) = db.connect_with_notices();
+    for version in ["1", "2"] {
+        register(
+            &mut client,
+            version,
+            "step",
+            &format!("CREATE TABLE u{version} ()"),
+            None,
+        );
+    }
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version bigint, dirty boolean); INSERT INTO schema_migrations VALUES (9, false)",
+        )
+        .unwrap();
+    assert_eq!(
+        call(&mut client, "SELECT migrate.adopt('golang-migrate')"),
+        2
+    );
+    let notices = notices.lock().unwrap().clone();
+    assert_eq!(
+        notices[0],
+        "1 version that golang-migrate applied has no registered migration: 9"
+    );
+    assert_eq!(notices[1], "2 migrations marked applied without being run");
+}
