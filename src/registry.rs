@@ -152,7 +152,6 @@ pub fn register(
     function: &'static str,
     request: &Request<'_>,
 ) -> Result<&'static str, MigrateError> {
-    session::refuse_nested(function)?;
     let checked = check(request)?;
     let registrar = Registrar::start(function)?;
     session::as_owner(registrar.owner, || {
