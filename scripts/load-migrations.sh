@@ -50,10 +50,10 @@ add() { # add RELATIVE_PATH FILE
     contents+=("$quoted")
 }
 for entry in "$dir"/*; do
-    name=$(basename "$entry")
+    name=${entry##*/}
     if [[ -d $entry ]]; then
         for inner in "$entry"/*; do
-            [[ -f $inner ]] && add "$name/$(basename "$inner")" "$inner"
+            [[ -f $inner ]] && add "$name/${inner##*/}" "$inner"
         done
     elif [[ -f $entry && $name == *.sql ]]; then
         add "$name" "$entry"
