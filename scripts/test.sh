@@ -18,7 +18,10 @@ rm -rf "$WORK" && install -d -o postgres -g postgres "$WORK" "$WORK/pgrx"
 cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx"
 
 echo "== example applications (Python psycopg, Node.js pg, Rust tokio-postgres)"
-python3 -c 'import psycopg' 2>/dev/null || pip install -q --root-user-action=ignore 'psycopg[binary]'
+# Into a directory of the project's own: Debian's python3 refuses system-wide pip installs.
+export PYTHONPATH=$PWD/target/python-apps${PYTHONPATH:+:$PYTHONPATH}
+python3 -c 'import psycopg' 2>/dev/null ||
+    python3 -m pip install -q --root-user-action=ignore --target target/python-apps 'psycopg[binary]'
 [[ -d examples/apps/node/node_modules/pg ]] || (cd examples/apps/node && npm ci --silent --no-audit --no-fund)
 cargo build --quiet --package migrations-example-app
 
