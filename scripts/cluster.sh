@@ -7,6 +7,8 @@
 set -euo pipefail
 
 PG_BIN=/usr/lib/postgresql/15/bin
+# runuser lives in /usr/sbin, which a bare PATH may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 action=${1:?usage: cluster.sh start|stop DIR [PORT]}
 dir=${2:?usage: cluster.sh start|stop DIR [PORT]}
 port=${3:-54329}
