@@ -31,24 +31,46 @@ pub fn port() -> u16 {
         .expect("MIGRATIONS_TEST_PGPORT is a port number")
 }
 
-fn config(dbname: &str, user: &str) -> Config {
-    let mut config = Config::new();
-    config
-        .host_path(host())
-        .port(port())
-        .user(user)
-        .dbname(dbname);
-    config
+/// A running PostgreSQL server: the shared one `scripts/test.sh` starts, or a cluster of a test's
+/// own (see `OwnCluster`) for tests that crash servers.
+#[derive(Clone)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn shared() -> Server {
+        Server {
+            host: host(),
+            port: port(),
+        }
+    }
+
+    pub fn config(&self, dbname: &str, user: &str) -> Config {
+        let mut config = Config::new();
+        config
+            .host_path(&self.host)
+            .port(self.port)
+            .user(user)
+            .dbname(dbname);
+        config
+    }
 }
 
 /// A database of its own for one test, with the extension installed.
 pub struct TestDb {
     pub name: String,
+    pub server: Server,
 }
 
 impl TestDb {
     pub fn new(name: &str) -> TestDb {
-        let db = TestDb::empty(name);
+        TestDb::new_on(&Server::shared(), name)
+    }
+
+    pub fn new_on(server: &Server, name: &str) -> TestDb {
+        let db = TestDb::empty_on(server, name);
         db.connect()
             .batch_execute("CREATE EXTENSION migrations")
             .expect("CREATE EXTENSION migrations");
@@ -57,7 +79,12 @@ impl TestDb {
 
     /// A fresh database without the extension.
     pub fn empty(name: &str) -> TestDb {
-        let mut admin = config("postgres", "postgres")
+        TestDb::empty_on(&Server::shared(), name)
+    }
+
+    pub fn empty_on(server: &Server, name: &str) -> TestDb {
+        let mut admin = server
+            .config("postgres", "postgres")
             .connect(NoTls)
             .expect("connect to the test server");
         // Two calls: several statements in one simple query share one transaction.
@@ -69,6 +96,7 @@ impl TestDb {
             .expect("create the test database");
         TestDb {
             name: name.to_owned(),
+            server: server.clone(),
         }
     }
 
@@ -77,7 +105,8 @@ impl TestDb {
     }
 
     pub fn connect_as(&self, role: &str) -> Client {
-        config(&self.name, role)
+        self.server
+            .config(&self.name, role)
             .connect(NoTls)
             .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
     }
@@ -86,7 +115,9 @@ impl TestDb {
     pub fn connect_with_notices(&self) -> (Client, Arc<Mutex<Vec<String>>>) {
         let notices = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&notices);
-        let client = config(&self.name, "postgres")
+        let client = self
+            .server
+            .config(&self.name, "postgres")
             .notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_owned()))
             .connect(NoTls)
             .expect("connect");
@@ -232,4 +263,253 @@ pub fn runner_locks(client: &mut Client, granted: bool) -> i64 {
         )
         .expect("pg_locks")
         .get(0)
+}
+
+/// A body whose side effect shows how often it ran: one row in `applied_log` per execution (see
+/// `create_applied_log` and `assert_invariant`), after `sql`.
+pub fn logged_body(version: &str, sql: &str) -> String {
+    format!("{sql}\nINSERT INTO public.applied_log VALUES ('{version}', pg_backend_pid());")
+}
+
+pub fn create_applied_log(client: &mut Client) {
+    client
+        .batch_execute("CREATE TABLE public.applied_log (version text NOT NULL, pid int NOT NULL)")
+        .expect("create applied_log");
+}
+
+/// The invariant every reliability test ends with, for the default project:
+/// (a) the history is consistent: every applied migration has the registry's checksum and was
+/// applied by an `up` (or `baseline`) event of its own; the applied set is the one the event log
+/// gives; no pending migration sits below the highest applied one;
+/// (b) every applied migration's side effect is present exactly once, every other's not at all
+/// (bodies made by `logged_body`);
+/// (c) no runner lock is left in `pg_locks`;
+/// (d) a fresh `up()` applies exactly `remaining`, and a second one nothing.
+#[track_caller]
+pub fn assert_invariant(client: &mut Client, remaining: i32) {
+    assert_history_consistent(client);
+    assert_side_effects_once(client);
+    assert_eq!(
+        runner_locks(client, true),
+        0,
+        "a runner lock was left behind"
+    );
+    assert_eq!(runner_locks(client, false), 0, "a runner is still waiting");
+    assert_eq!(up(client).expect("fresh up()"), remaining, "a fresh up()");
+    assert_eq!(up(client).expect("second up()"), 0, "a second up()");
+    assert_history_consistent(client);
+    assert_side_effects_once(client);
+    figure("invariant checks passed", 1);
+}
+
+#[track_caller]
+fn assert_history_consistent(client: &mut Client) {
+    let problems = text_rows(
+        client,
+        &[
+            "SELECT 'checksum of ' || a.version FROM migrate.applied a
+               JOIN migrate.migrations m USING (project, version) WHERE a.checksum <> m.checksum",
+            "SELECT 'event of ' || a.version FROM migrate.applied a
+               JOIN migrate.events e ON e.id = a.event_id
+              WHERE e.version <> a.version OR e.project <> a.project
+                 OR e.event NOT IN ('up', 'baseline') OR e.checksum IS DISTINCT FROM a.checksum",
+            "SELECT 'event log disagrees on ' || m.version FROM migrate.migrations m
+               LEFT JOIN migrate.applied a USING (project, version)
+               LEFT JOIN LATERAL (SELECT e.event FROM migrate.events e
+                                   WHERE (e.project, e.version) = (m.project, m.version)
+                                     AND e.event IN ('up', 'down', 'baseline')
+                                   ORDER BY e.id DESC LIMIT 1) last ON true
+              WHERE (a.version IS NOT NULL) <> (coalesce(last.event, 'down') <> 'down')",
+            "SELECT 'gap at ' || m.version FROM migrate.migrations m
+              WHERE NOT EXISTS (SELECT FROM migrate.applied a WHERE (a.project, a.version) = (m.project, m.version))
+                AND m.version_key < (SELECT n.version_key FROM migrate.migrations n
+                                       JOIN migrate.applied a USING (project, version)
+                                      WHERE n.project = m.project
+                                      ORDER BY n.version_key DESC LIMIT 1)",
+        ],
+    );
+    assert!(problems.is_empty(), "history inconsistent: {problems:?}");
+}
+
+#[track_caller]
+fn assert_side_effects_once(client: &mut Client) {
+    if !table_exists(client, "public.applied_log") {
+        return;
+    }
+    let wrong = text_rows(
+        client,
+        &["SELECT m.version || ' ran ' || (SELECT count(*) FROM public.applied_log l WHERE l.version = m.version)
+                 || ' times, applied: ' || (a.version IS NOT NULL)
+             FROM migrate.migrations m LEFT JOIN migrate.applied a USING (project, version)
+            WHERE (SELECT count(*) FROM public.applied_log l WHERE l.version = m.version)
+                  <> CASE WHEN a.version IS NULL THEN 0 ELSE 1 END"],
+    );
+    figure(
+        "half-applied or twice-applied migrations found",
+        wrong.len() as u64,
+    );
+    assert!(wrong.is_empty(), "side effects: {wrong:?}");
+}
+
+/// Adds `value` to the figure `name` in the file `MIGRATIONS_TEST_FIGURES` names, if any, for
+/// `scripts/report.sh`. One line per call; appends of one short line are atomic across tests.
+pub fn figure(name: &str, value: u64) {
+    use std::io::Write;
+    if let Ok(path) = std::env::var("MIGRATIONS_TEST_FIGURES") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open the figures file");
+        writeln!(file, "{name}\t{value}").expect("write a figure");
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so a failing case can be replayed from the seed
+/// a test prints.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `MIGRATIONS_TEST_SEED` or the clock; prints the seed.
+    pub fn from_env(what: &str) -> Rng {
+        let seed = std::env::var("MIGRATIONS_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{what}: MIGRATIONS_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `range`.
+    pub fn within(&mut self, range: std::ops::RangeInclusive<usize>) -> usize {
+        range.start() + (self.next() as usize) % (range.end() - range.start() + 1)
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.within(0..=items.len() - 1)]
+    }
+}
+
+/// The repository's root directory.
+pub fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// A cluster of a test's own, for tests that kill servers: started by `scripts/cluster.sh` beside
+/// the shared one, stopped and removed on drop.
+pub struct OwnCluster {
+    pub dir: String,
+    pub server: Server,
+}
+
+impl OwnCluster {
+    pub fn start(name: &str, port: u16) -> OwnCluster {
+        let dir = format!("{}-{name}", host());
+        let cluster = OwnCluster {
+            server: Server {
+                host: dir.clone(),
+                port,
+            },
+            dir,
+        };
+        cluster.script("stop");
+        cluster.script("start");
+        cluster
+    }
+
+    fn script(&self, action: &str) {
+        let status = std::process::Command::new("bash")
+            .arg(repository().join("scripts/cluster.sh"))
+            .args([action, &self.dir, &self.server.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run scripts/cluster.sh");
+        assert!(status.success(), "cluster.sh {action} {}", self.dir);
+    }
+
+    /// Starts the server again after a crash: `pg_ctl start` refuses while orphaned backends
+    /// of the killed postmaster still hold its shared memory, so this retries until they are gone.
+    pub fn restart(&self) {
+        let pg_ctl = format!("{}/pg_ctl", pg_bin());
+        let options = format!(
+            "-p {} -k {} -c listen_addresses='' -c fsync=off",
+            self.server.port, self.dir
+        );
+        wait_for("the server to start again", || {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--", &pg_ctl, "-D"])
+                .arg(format!("{}/data", self.dir))
+                .args(["-l", &self.log_path(), "-w", "-o", &options, "start"])
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("pg_ctl start")
+                .success()
+        });
+    }
+
+    pub fn log_path(&self) -> String {
+        format!("{}/server.log", self.dir)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The postmaster's pid, from the first line of `postmaster.pid`.
+    pub fn postmaster_pid(&self) -> i32 {
+        std::fs::read_to_string(format!("{}/data/postmaster.pid", self.dir))
+            .expect("postmaster.pid")
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Whether a new connection gets an answer: the server accepts connections again.
+    pub fn answers(&self) -> bool {
+        self.server
+            .config("postgres", "postgres")
+            .connect(NoTls)
+            .and_then(|mut client| client.simple_query("SELECT 1"))
+            .is_ok()
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+/// Sends `signal` (`libc::SIGKILL`...) to process `pid`, or to process group `-pid`.
+pub fn signal(pid: i32, signal: i32) {
+    // Guard against the two values that would reach processes beyond the test's server.
+    assert!(pid != 0 && pid != -1, "signal to pid {pid}");
+    // SAFETY: kill(2) has no memory effects on this process.
+    let sent = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        sent,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
 }
