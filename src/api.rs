@@ -218,6 +218,7 @@ fn register_files(
 ) -> Result<i32, ErrorReport> {
     let paths = required(paths, "paths")?;
     let contents = required(contents, "contents")?;
+    let project = required(project, "project")?;
     if paths.len() != contents.len() {
         return Err(MigrateError::FileListLengths {
             paths: paths.len(),
@@ -232,7 +233,7 @@ fn register_files(
         .collect::<Result<Vec<_>, MigrateError>>()?;
     Ok(registry::register_files(
         "migrate.register_files()",
-        required(project, "project")?,
+        project,
         &files,
     )?)
 }

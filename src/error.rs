@@ -16,6 +16,16 @@ pub fn counted(n: usize, noun: &str) -> String {
     }
 }
 
+/// A value as an error message quotes it: the first 64 characters of a longer one, then "...",
+/// so that a megabyte sent by mistake does not come back in the message.
+pub fn shortened(value: &str) -> String {
+    const SHOWN: usize = 64;
+    match value.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_owned(),
+    }
+}
+
 /// Which of a migration's two bodies a statement belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Body {
@@ -283,7 +293,7 @@ fn in_project(project: &str) -> String {
     if project == crate::DEFAULT_PROJECT {
         String::new()
     } else {
-        format!(" in project \"{project}\"")
+        format!(" in project \"{}\"", shortened(project))
     }
 }
 
@@ -314,16 +324,16 @@ impl From<MigrateError> for ErrorParts {
         let report = ErrorParts::new;
         match error {
             NullArgument { argument } => report(ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{argument} must not be null")),
-            InvalidVersion { version } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration version \"{version}\""))
+            InvalidVersion { version } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration version \"{}\"", shortened(&version)))
                 .detail(format!(
                     "A version has 1 to {MAX_VERSION_LEN} letters, digits, \".\", \"_\" and \"-\", and starts with a letter or digit."
                 ))
                 .hint("Timestamps such as 20260115120000 or numbers such as 0001 work well."),
-            InvalidProject { project } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid project name \"{project}\""))
+            InvalidProject { project } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid project name \"{}\"", shortened(&project)))
                 .detail(format!(
                     "A project name has 1 to {MAX_PROJECT_LEN} letters, digits, \".\", \"_\" and \"-\", and starts with a letter or digit."
                 )),
-            InvalidName { name } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration name \"{name}\""))
+            InvalidName { name } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration name \"{}\"", shortened(&name)))
                 .detail(format!("A migration name is not blank and has at most {MAX_NAME_LEN} characters.")),
             NegativeSteps { steps } => {
                 report(ERRCODE_INVALID_PARAMETER_VALUE, format!("steps must not be negative, got {steps}"))
@@ -402,7 +412,7 @@ impl From<MigrateError> for ErrorParts {
             .hint("Register the change as a new migration, or revert this one with migrate.down() first."),
             UnknownVersion { project, version } => report(
                 ERRCODE_UNDEFINED_OBJECT,
-                format!("migration \"{version}\" is not registered{}", in_project(&project)),
+                format!("migration \"{}\" is not registered{}", shortened(&version), in_project(&project)),
             )
             .hint("migrate.status() lists the registered migrations."),
             OutOfOrder { project, versions, highest } => report(

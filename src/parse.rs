@@ -40,6 +40,7 @@ pub fn statements(sql: &str, place: &Place) -> Result<Vec<Statement>, MigrateErr
 fn split(sql: &str, c_sql: &CStr, place: &Place) -> Result<Vec<Statement>, MigrateError> {
     let trees = raw_parse(c_sql).map_err(|error| parse_failure(sql, error, place))?;
     let mut statements = Vec::new();
+    let mut lines = Lines::default();
     // SAFETY: raw_parser returns a List of RawStmt nodes, alive while the current context is.
     for (index, raw) in unsafe { PgList::<pg_sys::RawStmt>::from_pg(trees) }
         .iter_ptr()
@@ -52,7 +53,9 @@ fn split(sql: &str, c_sql: &CStr, place: &Place) -> Result<Vec<Statement>, Migra
         } else {
             location + length as usize
         };
-        let line = line_of(sql, first_token(sql, location));
+        // A body may hold a hundred thousand statements: stay cancellable.
+        pgrx::check_for_interrupts!();
+        let line = lines.line_at(sql, first_token(sql, location));
         let position = Position::Statement {
             number: index + 1,
             line,
@@ -138,10 +141,27 @@ fn parse_failure(sql: &str, error: ParseError, place: &Place) -> MigrateError {
 }
 
 fn line_of(sql: &str, offset: usize) -> usize {
-    1 + sql.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
+    Lines::default().line_at(sql, offset)
+}
+
+/// Line numbers of increasing offsets, counting each newline once: a body of a hundred thousand
+/// statements is split in linear time.
+#[derive(Default)]
+struct Lines {
+    offset: usize,
+    newlines: usize,
+}
+
+impl Lines {
+    fn line_at(&mut self, sql: &str, offset: usize) -> usize {
+        debug_assert!(offset >= self.offset, "offsets must increase");
+        self.newlines += sql.as_bytes()[self.offset..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.offset = offset;
+        1 + self.newlines
+    }
 }
 
 /// Skips white space and comments from `offset`: a statement's location includes whatever

@@ -268,7 +268,8 @@ pub fn runner_locks(client: &mut Client, granted: bool) -> i64 {
 /// A body whose side effect shows how often it ran: one row in `applied_log` per execution (see
 /// `create_applied_log` and `assert_invariant`), after `sql`.
 pub fn logged_body(version: &str, sql: &str) -> String {
-    format!("{sql}\nINSERT INTO public.applied_log VALUES ('{version}', pg_backend_pid());")
+    let sql = sql.trim_end().trim_end_matches(';');
+    format!("{sql};\nINSERT INTO public.applied_log VALUES ('{version}', pg_backend_pid());")
 }
 
 pub fn create_applied_log(client: &mut Client) {
