@@ -27,6 +27,9 @@ cargo build --quiet --package migrations-example-app
 
 echo "== tests against a real server"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+# The install script of the previous release, for the update and cross-release restore tests
+# (cargo-pgrx installs only the current version's script and the update scripts).
+cp sql/releases/migrations--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 trap 'bash scripts/cluster.sh stop "$WORK/cluster"' EXIT
 bash scripts/cluster.sh start "$WORK/cluster" 54331 >/dev/null
 MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 \

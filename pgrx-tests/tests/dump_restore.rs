@@ -1,4 +1,5 @@
-//! pg_dump and restore keep every body, every history row, and status().
+//! pg_dump and restore keep every body, every history row, and status() (T24); a database at
+//! the previous release updates in place, and its dumps restore onto the current one.
 
 use std::process::Command;
 
@@ -28,6 +29,44 @@ fn snapshot(client: &mut Client) -> Vec<String> {
     text_rows(client, &queries)
 }
 
+/// Dumps database `source` in the custom and the plain format and restores each into a new
+/// database, `{prefix}_custom` and `{prefix}_plain`.
+fn dump_and_restore(source: &str, prefix: &str) -> [TestDb; 2] {
+    let dir = std::env::temp_dir().join(format!("migrations-dump-{source}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let custom = dir.join("dump.custom");
+    let plain = dir.join("dump.sql");
+    run("pg_dump", &["-Fc", "-f", custom.to_str().unwrap(), source]);
+    run("pg_dump", &["-Fp", "-f", plain.to_str().unwrap(), source]);
+
+    let custom_restore = TestDb::empty(&format!("{prefix}_custom"));
+    run(
+        "pg_restore",
+        &[
+            "--exit-on-error",
+            "-d",
+            &custom_restore.name,
+            custom.to_str().unwrap(),
+        ],
+    );
+    let plain_restore = TestDb::empty(&format!("{prefix}_plain"));
+    run(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &plain_restore.name,
+            "-f",
+            plain.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    [custom_restore, plain_restore]
+}
+
 #[test]
 fn dump_and_restore_keep_bodies_history_and_status() {
     let source = TestDb::new("dump_source");
@@ -54,46 +93,7 @@ fn dump_and_restore_keep_bodies_history_and_status() {
     assert!(before.len() > 20);
     let last_event = count(&mut client, "SELECT max(id) FROM migrate.history()");
 
-    let dir = std::env::temp_dir().join(format!("migrations-dump-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let custom = dir.join("dump.custom");
-    let plain = dir.join("dump.sql");
-    run(
-        "pg_dump",
-        &["-Fc", "-f", custom.to_str().unwrap(), "dump_source"],
-    );
-    run(
-        "pg_dump",
-        &["-Fp", "-f", plain.to_str().unwrap(), "dump_source"],
-    );
-
-    let custom_restore = TestDb::empty("restored_custom");
-    run(
-        "pg_restore",
-        &[
-            "--exit-on-error",
-            "-d",
-            "restored_custom",
-            custom.to_str().unwrap(),
-        ],
-    );
-    let plain_restore = TestDb::empty("restored_plain");
-    run(
-        "psql",
-        &[
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            "restored_plain",
-            "-f",
-            plain.to_str().unwrap(),
-        ],
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
-
-    for restored in [custom_restore, plain_restore] {
+    for restored in dump_and_restore("dump_source", "restored") {
         let mut client = restored.connect();
         assert_eq!(
             snapshot(&mut client),
@@ -112,6 +112,208 @@ fn dump_and_restore_keep_bodies_history_and_status() {
             ),
             last_event + 1,
             "the history's sequence was restored"
+        );
+    }
+}
+
+/// The release before this one, installed from its frozen script (see `scripts/test.sh`).
+const PREVIOUS: &str = "0.1.0";
+
+/// A database with the previous release and some state: migrations 1-5 registered with logged
+/// bodies, 1-3 applied, 4 reverted once.
+fn at_previous_release(name: &str) -> (TestDb, Client) {
+    let db = TestDb::empty(name);
+    let mut client = db.connect();
+    client
+        .batch_execute(&format!("CREATE EXTENSION migrations VERSION '{PREVIOUS}'"))
+        .unwrap();
+    create_applied_log(&mut client);
+    for i in 1..=5 {
+        let version = i.to_string();
+        let up = logged_body(&version, &format!("CREATE TABLE u{i} (id int)"));
+        let down = format!("DROP TABLE u{i}; DELETE FROM applied_log WHERE version = '{i}'");
+        register(&mut client, &version, "step", &up, Some(&down));
+    }
+    assert_eq!(call(&mut client, "SELECT migrate.up('4')"), 4);
+    assert_eq!(call(&mut client, "SELECT migrate.down()"), 1);
+    (db, client)
+}
+
+fn extension_version(client: &mut Client) -> String {
+    text_rows(
+        client,
+        &["SELECT extversion FROM pg_extension WHERE extname = 'migrations'"],
+    )
+    .remove(0)
+}
+
+/// The extension's objects with their definitions, privileges and comments: the same after an
+/// update as after a fresh install when the update script is complete.
+fn members(client: &mut Client) -> Vec<String> {
+    text_rows(
+        client,
+        &[
+            "SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
+              WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+                AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrations')
+              ORDER BY 1",
+            "SELECT p.oid::regprocedure::text || ' ' || pg_get_functiondef(p.oid) || ' ' || coalesce(p.proacl::text, '-')
+                    || ' ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
+               FROM pg_proc p WHERE p.pronamespace = 'migrate'::regnamespace ORDER BY 1",
+            "SELECT c.relname || ' ' || c.relkind::text || ' ' || coalesce(c.relacl::text, '-')
+               FROM pg_class c WHERE c.relnamespace = 'migrate'::regnamespace ORDER BY 1",
+            "SELECT a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                    || ' ' || a.attnotnull
+               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+              WHERE c.relnamespace = 'migrate'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY 1",
+            "SELECT coalesce(nspacl::text, '-') FROM pg_namespace WHERE nspname = 'migrate'",
+        ],
+    )
+}
+
+#[test]
+fn t24_the_previous_release_updates_in_place_during_a_run() {
+    let (db, mut client) = at_previous_release("t24_update");
+    let mut fresh = TestDb::new("t24_fresh").connect();
+    let current = extension_version(&mut fresh);
+    assert_ne!(extension_version(&mut client), current);
+    assert_eq!(
+        text_rows(
+            &mut client,
+            &[
+                "SELECT source || ' > ' || target FROM pg_extension_update_paths('migrations')
+                WHERE path IS NOT NULL ORDER BY 1"
+            ]
+        ),
+        [format!("{PREVIOUS} > {current}")],
+        "one way up, no way down"
+    );
+    // Migration 6 parks its runner on an advisory lock this test holds.
+    register(
+        &mut client,
+        "6",
+        "parked",
+        &logged_body(
+            "6",
+            "SELECT pg_advisory_lock_shared(4646); SELECT pg_advisory_unlock_shared(4646)",
+        ),
+        None,
+    );
+    let registry = "SELECT m::text FROM migrate.migrations m ORDER BY project, version";
+    let history = "SELECT h::text FROM migrate.history() h";
+    let registry_before = text_rows(&mut client, &[registry]);
+    let history_before = text_rows(&mut client, &[history]);
+
+    // A runner of the previous release is in the middle of a run when the update comes.
+    let mut holder = db.connect();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(4646)")
+        .unwrap();
+    let mut runner = db.connect();
+    let pid: i32 = runner
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let running = std::thread::spawn(move || up(&mut runner));
+    let mut observer = db.connect();
+    wait_for("the runner to park", || {
+        waiting_for_advisory_lock(&mut observer, pid)
+    });
+    let mut updater = db.connect();
+    let updating =
+        std::thread::spawn(move || updater.batch_execute("ALTER EXTENSION migrations UPDATE"));
+    drop(holder);
+    updating
+        .join()
+        .unwrap()
+        .expect("ALTER EXTENSION migrations UPDATE");
+    assert_eq!(
+        running
+            .join()
+            .unwrap()
+            .expect("the run of the previous release"),
+        3
+    );
+
+    assert_eq!(extension_version(&mut client), current);
+    // The registry is unchanged, and the history only grew by the run's events.
+    assert_eq!(text_rows(&mut client, &[registry]), registry_before);
+    let history_after = text_rows(&mut client, &[history]);
+    assert_eq!(history_after[..history_before.len()], history_before[..]);
+    assert_eq!(history_after.len(), history_before.len() + 3);
+    assert!(
+        text_rows(&mut client, &["SELECT problem FROM migrate.verify()"]).is_empty(),
+        "the new call works on the old state"
+    );
+    assert_eq!(members(&mut client), members(&mut fresh));
+    assert_invariant(&mut client, 0);
+}
+
+#[test]
+fn t24_a_dump_of_the_previous_release_restores_onto_the_current_one() {
+    let (_db, mut client) = at_previous_release("t24_old_dump");
+    let before = snapshot(&mut client);
+    for restored in dump_and_restore("t24_old_dump", "t24_old_restored") {
+        let mut client = restored.connect();
+        assert_ne!(extension_version(&mut client), PREVIOUS);
+        assert_eq!(snapshot(&mut client), before, "{}", restored.name);
+        assert_eq!(
+            text_rows(
+                &mut client,
+                &["SELECT version || ' ' || problem FROM migrate.verify()"]
+            ),
+            ["4 pending", "5 pending"]
+        );
+        assert_invariant(&mut client, 2);
+        assert!(text_rows(&mut client, &["SELECT problem FROM migrate.verify()"]).is_empty());
+    }
+}
+
+#[test]
+fn verify_names_whatever_differs_from_the_registered_migrations() {
+    let db = TestDb::new("verify_tampered");
+    let mut client = db.connect();
+    for i in 1..=4 {
+        register(
+            &mut client,
+            &i.to_string(),
+            "step",
+            &format!("CREATE TABLE v{i} ()"),
+            None,
+        );
+    }
+    assert_eq!(call(&mut client, "SELECT migrate.up('3')"), 3);
+    register(&mut client, "5", "broken", "SELECT 1/0", None);
+    assert!(client.batch_execute("CALL migrate.apply()").is_err());
+    let problems = |client: &mut Client| {
+        text_rows(
+            client,
+            &["SELECT version || ': ' || problem || ': ' || detail FROM migrate.verify()"],
+        )
+    };
+    assert_eq!(problems(&mut client), ["5: failed: not applied yet"]);
+
+    // What only a superuser editing the tables by hand can do.
+    client
+        .batch_execute(
+            "UPDATE migrate.migrations SET up_sql = up_sql || ' ' WHERE version = '1';
+             UPDATE migrate.applied SET checksum = 'x' WHERE version = '2';
+             DELETE FROM migrate.applied WHERE version = '3';",
+        )
+        .unwrap();
+    let found = problems(&mut client);
+    assert_eq!(found.len(), 5, "{found:?}");
+    for expected in [
+        "1: body changed",
+        "2: checksum mismatch: applied with checksum x",
+        "3: history mismatch: not applied, but the history shows it applied",
+        "3: pending",
+        "5: failed",
+    ] {
+        assert!(
+            found.iter().any(|p| p.starts_with(expected)),
+            "{expected} in {found:?}"
         );
     }
 }
