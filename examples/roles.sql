@@ -1,12 +1,14 @@
 -- Two group roles for the migrations extension: grant them to login roles.
 -- Run as a superuser (or the extension's owner) after CREATE EXTENSION migrations.
 
--- Read-only: sees what is applied and pending, the history, and what up() or down() would run.
+-- Read-only: sees what is applied and pending, the history, what verify() finds, and what up()
+-- or down() would run.
 CREATE ROLE migrate_reader NOLOGIN;
 GRANT USAGE ON SCHEMA migrate TO migrate_reader;
 GRANT EXECUTE ON FUNCTION
     migrate.status(text),
     migrate.history(text),
+    migrate.verify(text),
     migrate.plan(text, text),
     migrate.plan_down(integer, text)
 TO migrate_reader;

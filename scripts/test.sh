@@ -17,11 +17,11 @@ echo "== unit and #[pg_test] suites"
 rm -rf "$WORK" && install -d -o postgres -g postgres "$WORK" "$WORK/pgrx"
 cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx"
 
-echo "== example applications (Python psycopg, Node.js pg, Rust tokio-postgres)"
+echo "== example applications (Python psycopg, Node.js pg, Rust tokio-postgres) and pgspot"
 # Into a directory of the project's own: Debian's python3 refuses system-wide pip installs.
 export PYTHONPATH=$PWD/target/python-apps${PYTHONPATH:+:$PYTHONPATH}
-python3 -c 'import psycopg' 2>/dev/null ||
-    python3 -m pip install -q --root-user-action=ignore --target target/python-apps 'psycopg[binary]'
+python3 -c 'import psycopg, pgspot' 2>/dev/null ||
+    python3 -m pip install -q --root-user-action=ignore --target target/python-apps 'psycopg[binary]' pgspot
 [[ -d examples/apps/node/node_modules/pg ]] || (cd examples/apps/node && npm ci --silent --no-audit --no-fund)
 cargo build --quiet --package migrations-example-app
 
@@ -31,6 +31,7 @@ cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 # (cargo-pgrx installs only the current version's script and the update scripts).
 cp sql/releases/migrations--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 trap 'bash scripts/cluster.sh stop "$WORK/cluster"' EXIT
+cargo pgrx schema pg15 --pg-config "$PG_CONFIG" -o "$WORK/schema.sql" >/dev/null 2>&1
 bash scripts/cluster.sh start "$WORK/cluster" 54331 >/dev/null
-MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 \
+MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 MIGRATIONS_TEST_SCHEMA="$WORK/schema.sql" \
     cargo test --package migrations-tests --tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}"

@@ -133,12 +133,17 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
     let db = TestDb::new("role_matrix");
     let mut admin = db.connect();
     admin
-        .batch_execute("DROP ROLE IF EXISTS rm_nobody, rm_reader, rm_deployer, migrate_deployer, migrate_reader")
+        .batch_execute("DROP ROLE IF EXISTS rm_nobody, rm_reader, rm_deployer, rm_owner, migrate_deployer, migrate_reader")
         .unwrap();
     admin.batch_execute(&roles_recipe()).unwrap();
-    for role in ["rm_nobody", "rm_reader", "rm_deployer"] {
+    for role in ["rm_nobody", "rm_reader", "rm_deployer", "rm_owner"] {
         create_login(&mut admin, role);
     }
+    // The database's owner, not a superuser: owning the database gives no rights on the
+    // extension's objects.
+    admin
+        .batch_execute("ALTER DATABASE role_matrix OWNER TO rm_owner")
+        .unwrap();
     admin
         .batch_execute(
             "GRANT migrate_reader TO rm_reader; GRANT migrate_deployer TO rm_deployer;
@@ -150,6 +155,7 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
     let calls = [
         ("status", "SELECT count(*) FROM migrate.status()"),
         ("history", "SELECT count(*) FROM migrate.history()"),
+        ("verify", "SELECT count(*) FROM migrate.verify()"),
         ("plan", "SELECT count(*) FROM migrate.plan()"),
         ("plan_down", "SELECT count(*) FROM migrate.plan_down(0)"),
         ("rehearse", "SELECT count(*) FROM migrate.rehearse()"),
@@ -183,16 +189,36 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
         ("update events", "UPDATE migrate.events SET role = 'me'"),
         ("delete migrations", "DELETE FROM migrate.migrations"),
         ("nextval", "SELECT nextval('migrate.events_id_seq')"),
+        ("truncate events", "TRUNCATE migrate.events CASCADE"),
         ("create in schema", "CREATE TABLE migrate.intruder ()"),
+        (
+            "create function in schema",
+            "CREATE FUNCTION migrate.status(integer) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        ),
+        (
+            "alter function",
+            "ALTER FUNCTION migrate.up(text, text) RESET ALL",
+        ),
+        (
+            "alter table",
+            "ALTER TABLE migrate.applied DROP CONSTRAINT applied_pkey",
+        ),
+        ("drop extension", "DROP EXTENSION migrations"),
+        ("drop schema", "DROP SCHEMA migrate CASCADE"),
     ];
-    let allowed: [(&str, &[&str]); 3] = [
+    let allowed: [(&str, &[&str]); 4] = [
         ("rm_nobody", &[]),
-        ("rm_reader", &["status", "history", "plan", "plan_down"]),
+        ("rm_owner", &[]),
+        (
+            "rm_reader",
+            &["status", "history", "verify", "plan", "plan_down"],
+        ),
         (
             "rm_deployer",
             &[
                 "status",
                 "history",
+                "verify",
                 "plan",
                 "plan_down",
                 "rehearse",
@@ -215,8 +241,14 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             if allowed.contains(&call) {
                 result.unwrap_or_else(|e| panic!("{role} may {call}: {e:?}"));
             } else {
-                expect_sqlstate(result, "42501");
+                let error = server_error(result);
+                assert_eq!(
+                    error.code().code(),
+                    "42501",
+                    "{role} may not {call}: {error:?}"
+                );
             }
+            figure("privilege checks passed", 1);
         }
     }
     // The deployer's work went through the functions only.
@@ -310,4 +342,101 @@ fn hostile_search_paths_and_body_settings_change_nothing() {
         count(&mut client, "SELECT count(*) FROM pg_temp.migrations"),
         0
     );
+}
+
+#[test]
+fn t23_install_needs_a_superuser_and_captures_nothing_from_public() {
+    let db = TestDb::empty("t23_install");
+    let mut admin = db.connect();
+    admin
+        .batch_execute(
+            "DROP ROLE IF EXISTS t23_creator; CREATE ROLE t23_creator LOGIN;
+             GRANT CREATE ON DATABASE t23_install TO t23_creator;
+             GRANT CREATE ON SCHEMA public TO t23_creator;",
+        )
+        .unwrap();
+    let mut creator = db.connect_as("t23_creator");
+    // Not trusted: CREATE on the database is not enough.
+    expect_sqlstate(
+        creator.batch_execute("CREATE EXTENSION migrations"),
+        "42501",
+    );
+    // What a role that can write to public leaves for the install script and the functions to
+    // capture, had they used one unqualified name: each writes to the canary.
+    creator
+        .batch_execute(
+            "CREATE TABLE public.canary (what text); GRANT INSERT ON public.canary TO PUBLIC;
+             CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE sql
+                 AS $$ INSERT INTO public.canary VALUES ('now'); SELECT pg_catalog.now() $$;
+             CREATE FUNCTION public.sha256(bytea) RETURNS bytea LANGUAGE sql
+                 AS $$ INSERT INTO public.canary VALUES ('sha256'); SELECT pg_catalog.sha256($1) $$;
+             CREATE FUNCTION public.encode(bytea, text) RETURNS text LANGUAGE sql
+                 AS $$ INSERT INTO public.canary VALUES ('encode'); SELECT pg_catalog.encode($1, $2) $$;
+             CREATE FUNCTION public.text_eq(text, text) RETURNS boolean LANGUAGE sql
+                 AS $$ INSERT INTO public.canary VALUES ('='); SELECT $1 OPERATOR(pg_catalog.=) $2 $$;
+             CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.text_eq);
+             CREATE TABLE public.migrations (x int); CREATE TABLE public.events (x int);",
+        )
+        .unwrap();
+    admin
+        .batch_execute(
+            "SET search_path = public, pg_catalog; CREATE EXTENSION migrations;
+             SELECT migrate.register('1', 'one', 'CREATE TABLE one ()');
+             SELECT migrate.up(); SELECT * FROM migrate.status(); SELECT * FROM migrate.verify();
+             SELECT * FROM migrate.history(); SELECT migrate.down_to('0') WHERE false;",
+        )
+        .unwrap();
+    assert_eq!(
+        count(&mut admin, "SELECT count(*) FROM public.canary"),
+        0,
+        "no object in public was used"
+    );
+    // Every object of the extension belongs to a superuser.
+    let owners = text_rows(
+        &mut admin,
+        &["SELECT DISTINCT r.rolname || ' ' || r.rolsuper
+             FROM pg_depend d
+             JOIN LATERAL (SELECT proowner FROM pg_proc WHERE d.classid = 'pg_proc'::regclass AND oid = d.objid
+                           UNION ALL SELECT relowner FROM pg_class WHERE d.classid = 'pg_class'::regclass AND oid = d.objid
+                           UNION ALL SELECT nspowner FROM pg_namespace WHERE d.classid = 'pg_namespace'::regclass AND oid = d.objid)
+                  o(owner) ON true
+             JOIN pg_roles r ON r.oid = o.owner
+            WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+              AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrations')"],
+    );
+    assert_eq!(owners, ["postgres true"]);
+}
+
+/// `pgspot` over the SQL the extension runs: the script `cargo pgrx schema` generates
+/// (`MIGRATIONS_TEST_SCHEMA`), the update scripts and the frozen previous release.
+#[test]
+fn pgspot_finds_nothing_unsafe_in_the_extension_sql() {
+    let schema = std::env::var("MIGRATIONS_TEST_SCHEMA")
+        .expect("MIGRATIONS_TEST_SCHEMA is not set: run the tests through scripts/test.sh");
+    let mut files = vec![std::path::PathBuf::from(schema)];
+    for dir in ["sql", "sql/releases"] {
+        for entry in std::fs::read_dir(repository().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("migrations--") && name.ends_with(".sql") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 3, "{files:?}");
+    for file in files {
+        let output = std::process::Command::new("python3")
+            .args(["-m", "pgspot"])
+            .arg(&file)
+            .output()
+            .expect("python3 -m pgspot");
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && report.contains("Errors: 0 Warnings: 0 Unknown: 0"),
+            "pgspot {}:\n{report}{}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        figure("pgspot files checked, no finding", 1);
+    }
 }
