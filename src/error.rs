@@ -259,6 +259,8 @@ pub enum MigrateError {
     Server(ErrorParts),
     RunnerBusy {
         waited_ms: i32,
+        /// The setting that bounded the wait.
+        bound: &'static str,
         holder: Option<i32>,
     },
     LockTimeout {
@@ -447,15 +449,15 @@ impl From<MigrateError> for ErrorParts {
             .detail(place.to_string())
             .hint("Bodies run as the role that registered them; register the migration again as an existing role."),
             Server(error) => error,
-            RunnerBusy { waited_ms, holder } => report(
+            RunnerBusy { waited_ms, bound, holder } => report(
                 ERRCODE_LOCK_NOT_AVAILABLE,
                 match holder {
                     Some(pid) => format!("another migration runner (process {pid}) holds the runner lock"),
                     None => "another migration runner holds the runner lock".to_owned(),
                 },
             )
-            .detail(format!("Waited {waited_ms} ms (migrate.runner_wait)."))
-            .hint("Try again when it has finished, or raise migrate.runner_wait."),
+            .detail(format!("Waited {waited_ms} ms ({bound})."))
+            .hint(format!("Try again when it has finished, or raise {bound}.")),
             LockTimeout { error, place, attempts, timeout_ms } => report(
                 ERRCODE_LOCK_NOT_AVAILABLE,
                 format!(

@@ -77,6 +77,20 @@ pub enum LockScope {
 /// the wait the active one while the returned guard lives. Read-only SPI reads under the active
 /// snapshot and assigns no transaction id, so a runner that waited sees what the holder
 /// committed, and a call that finds nothing to do writes nothing, not even a commit record.
+/// How long a runner waits for the runner lock, in ms (0: no bound), and the setting that
+/// bounds it: `migrate.runner_wait`, or the caller's own `lock_timeout` when it is shorter, as
+/// for any other lock the caller waits for.
+fn runner_wait_bound() -> (i32, &'static str) {
+    let runner_wait = gucs::RUNNER_WAIT.get();
+    // SAFETY: a GUC variable of this backend, read on its own thread.
+    let lock_timeout = unsafe { pg_sys::LockTimeout };
+    if lock_timeout > 0 && (runner_wait == 0 || lock_timeout < runner_wait) {
+        (lock_timeout, "lock_timeout")
+    } else {
+        (runner_wait, "migrate.runner_wait")
+    }
+}
+
 pub fn lock_runner(scope: LockScope) -> Result<FreshSnapshot, MigrateError> {
     let lock = match scope {
         LockScope::Transaction => pg_sys::pg_advisory_xact_lock_int8,
@@ -86,7 +100,7 @@ pub fn lock_runner(scope: LockScope) -> Result<FreshSnapshot, MigrateError> {
     let take = || unsafe {
         pgrx::direct_function_call_as_datum(lock, &[RUNNER_LOCK_KEY.into_datum()]);
     };
-    let wait = gucs::RUNNER_WAIT.get();
+    let (wait, bound) = runner_wait_bound();
     if wait == 0 {
         take();
     } else {
@@ -105,6 +119,7 @@ pub fn lock_runner(scope: LockScope) -> Result<FreshSnapshot, MigrateError> {
             {
                 return Err(MigrateError::RunnerBusy {
                     waited_ms: wait,
+                    bound,
                     holder: runner_lock_holder()?,
                 });
             }
