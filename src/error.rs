@@ -47,7 +47,12 @@ impl fmt::Display for Body {
 pub enum Position {
     Whole,
     Line(usize),
-    Statement { number: usize, line: usize },
+    Statement {
+        number: usize,
+        line: usize,
+    },
+    /// The deferred constraint checks run at the end of a body.
+    DeferredChecks,
 }
 
 /// Where in which migration something happened, for DETAIL lines.
@@ -77,6 +82,11 @@ impl fmt::Display for Place {
             Position::Statement { number, line } => write!(
                 f,
                 "Statement {number} (line {line}) of the {} body",
+                self.body
+            )?,
+            Position::DeferredChecks => write!(
+                f,
+                "The deferred constraint checks at the end of the {} body",
                 self.body
             )?,
         }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{Body, ErrorParts, MigrateError};
-use crate::runner::{self, Run};
+use crate::runner::{self, DeferredChecks, Run};
 use crate::session::{self, LockScope};
 use crate::store::{self, Migration};
 
@@ -89,7 +89,9 @@ fn rehearse_in(
     let mut before = Vec::new();
     for (index, up) in ups.iter().enumerate() {
         before.push(run.as_owner(store::catalog)?);
-        match session::subtransaction(|| runner::run_with_retries(&run.place(up, Body::Up), up)) {
+        match session::subtransaction(|| {
+            runner::run_with_retries(&run.place(up, Body::Up), up, DeferredChecks::AtBodyEnd)
+        }) {
             Ok(duration_ms) => {
                 outcomes[index].up_ok = Some(true);
                 outcomes[index].duration_ms = Some(duration_ms);
@@ -117,7 +119,11 @@ fn rehearse_in(
                 Some("has no down body")
             }
             Some(_) => match session::subtransaction(|| {
-                runner::run_with_retries(&run.place(down, Body::Down), down)
+                runner::run_with_retries(
+                    &run.place(down, Body::Down),
+                    down,
+                    DeferredChecks::AtBodyEnd,
+                )
             }) {
                 Ok(duration_ms) => {
                     let after = run.as_owner(store::catalog)?;

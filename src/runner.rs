@@ -7,7 +7,7 @@ use std::time::Instant;
 use pgrx::prelude::*;
 
 use crate::error::{Body, ErrorParts, MigrateError, Place, Position, counted};
-use crate::parse::{self, Statement};
+use crate::parse;
 use crate::session::{self, BodyRunning, FreshSnapshot, LockScope, SessionRunnerLock};
 use crate::store::{self, Migration, Recorder};
 use crate::{gucs, version};
@@ -114,8 +114,12 @@ fn up_in_one_transaction(
         return Ok(0);
     };
     for migration in &pending {
-        let duration_ms =
-            run_with_retries(&run.place(migration, Body::Up), migration).map_err(with_enum_hint)?;
+        let duration_ms = run_with_retries(
+            &run.place(migration, Body::Up),
+            migration,
+            DeferredChecks::UnlessRegisteredByAnother,
+        )
+        .map_err(with_enum_hint)?;
         run.as_owner(|| recorder.applied(project, migration, &run.role, duration_ms))?;
         run.report(migration, "applied", duration_ms);
     }
@@ -153,7 +157,11 @@ fn apply_committing(
         // The subtransaction rolls a failed migration back alone, so that its failure can be
         // recorded and committed before the error is raised.
         match session::subtransaction(|| {
-            run_with_retries(&run.place(migration, Body::Up), migration)
+            run_with_retries(
+                &run.place(migration, Body::Up),
+                migration,
+                DeferredChecks::AtBodyEnd,
+            )
         }) {
             Ok(duration_ms) => {
                 run.as_owner(|| recorder.applied(project, migration, &run.role, duration_ms))?;
@@ -279,7 +287,11 @@ pub fn down(function: &'static str, project: &str, which: Revert<'_>) -> Result<
         return Ok(0);
     };
     for migration in &migrations {
-        let duration_ms = run_with_retries(&run.place(migration, Body::Down), migration)?;
+        let duration_ms = run_with_retries(
+            &run.place(migration, Body::Down),
+            migration,
+            DeferredChecks::UnlessRegisteredByAnother,
+        )?;
         run.as_owner(|| recorder.reverted(project, migration, &run.role, duration_ms))?;
         run.report(migration, "reverted", duration_ms);
     }
@@ -326,16 +338,20 @@ const MAX_BACKOFF_MS: u64 = 5_000;
 /// Runs one body, and again (in a subtransaction, after a pause) while a statement of it fails
 /// to get a lock within `migrate.lock_timeout` and `migrate.lock_retries` allows. Returns the
 /// duration of the successful attempt in ms.
-pub(crate) fn run_with_retries(place: &Place, migration: &Migration) -> Result<f64, MigrateError> {
+pub(crate) fn run_with_retries(
+    place: &Place,
+    migration: &Migration,
+    deferred: DeferredChecks,
+) -> Result<f64, MigrateError> {
     let retries = gucs::LOCK_RETRIES.get();
     let attempts = retries + 1;
     let mut backoff = FIRST_BACKOFF_MS;
     for attempt in 1.. {
         // Without retries the caller's transaction is all there is to roll back.
         let result = if retries == 0 {
-            run_body(place, migration)
+            run_body(place, migration, deferred)
         } else {
-            session::subtransaction(|| run_body(place, migration))
+            session::subtransaction(|| run_body(place, migration, deferred))
         };
         match result {
             Err(MigrateError::BodyFailed { error, place })
@@ -364,47 +380,70 @@ pub(crate) fn run_with_retries(place: &Place, migration: &Migration) -> Result<f
     unreachable!("the loop returns on the last attempt")
 }
 
+/// When the deferred constraint checks (and other deferred triggers) of a body run.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum DeferredChecks {
+    /// At the caller's commit, as in plain SQL, when the caller is the body's registrant;
+    /// otherwise at the end of the body, as the registrant: a deferred trigger fires as the
+    /// role current when it fires, which at commit would be the caller.
+    UnlessRegisteredByAnother,
+    /// At the end of every body: `apply()` commits each migration, and a violation then fails
+    /// the migration with its place instead of the commit.
+    AtBodyEnd,
+}
+
 /// Runs one body as its registrant, statement by statement, and returns its duration in ms.
-fn run_body(place: &Place, migration: &Migration) -> Result<f64, MigrateError> {
+fn run_body(
+    place: &Place,
+    migration: &Migration,
+    deferred: DeferredChecks,
+) -> Result<f64, MigrateError> {
     let body = migration.body.as_deref().unwrap_or_default();
-    let statements = parse::statements(body, place)?;
+    let mut statements: Vec<(&str, Position)> = parse::statements(body, place)?
+        .iter()
+        .enumerate()
+        .map(|(index, statement)| {
+            let position = Position::Statement {
+                number: index + 1,
+                line: statement.line,
+            };
+            (&body[statement.start..statement.end], position)
+        })
+        .collect();
     let registrant = session::role_oid(&migration.registered_by).ok_or_else(|| {
         MigrateError::UnknownRegistrant {
             role: migration.registered_by.clone(),
             place: place.clone(),
         }
     })?;
+    // SAFETY: reads this backend's current user id.
+    let caller = unsafe { pg_sys::GetUserId() };
+    if deferred == DeferredChecks::AtBodyEnd || registrant != caller {
+        statements.push(("SET CONSTRAINTS ALL IMMEDIATE", Position::DeferredChecks));
+    }
     let started = Instant::now();
     let _running = BodyRunning::start();
-    session::as_registrant(registrant, || execute(body, &statements, place))?;
+    session::as_registrant(registrant, || execute(&statements, place))?;
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// Executes the statements and, when one fails, returns the server's error with the statement's
 /// place added. The caller then rolls the failed work back: the subtransaction around it, or,
 /// by raising the error, the whole transaction.
-fn execute(body: &str, statements: &[Statement], place: &Place) -> Result<(), MigrateError> {
+fn execute(statements: &[(&str, Position)], place: &Place) -> Result<(), MigrateError> {
     let current = AtomicUsize::new(0);
-    let failed_at = |index: usize| {
-        let statement: &Statement = &statements[index];
-        place.at(Position::Statement {
-            number: index + 1,
-            line: statement.line,
-        })
-    };
+    let failed_at = |index: usize| place.at(statements[index].1);
     PgTryBuilder::new(AssertUnwindSafe(|| {
-        for (index, statement) in statements.iter().enumerate() {
+        for (index, (sql, _)) in statements.iter().enumerate() {
             current.store(index, Ordering::Relaxed);
-            Spi::run(&body[statement.start..statement.end]).map_err(|error| {
-                MigrateError::BodyFailed {
-                    error: ErrorParts {
-                        code: PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                        message: error.to_string(),
-                        detail: None,
-                        hint: None,
-                    },
-                    place: failed_at(index),
-                }
+            Spi::run(sql).map_err(|error| MigrateError::BodyFailed {
+                error: ErrorParts {
+                    code: PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    message: error.to_string(),
+                    detail: None,
+                    hint: None,
+                },
+                place: failed_at(index),
             })?;
         }
         Ok(())

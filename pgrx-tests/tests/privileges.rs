@@ -50,11 +50,25 @@ fn a_registrant_gains_nothing_when_a_superuser_applies() {
         ),
         ("CREATE ROLE mallory_evil SUPERUSER", "42501"),
         ("COPY (SELECT 1) TO PROGRAM 'true'", "42501"),
+        // A deferred trigger fires when the constraints are checked: at commit, that would be
+        // as the superuser who applies, so the checks run at the end of the body, as mallory.
+        (
+            "CREATE TABLE trap (id int);
+             CREATE FUNCTION trap() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER trap AFTER INSERT ON trap DEFERRABLE INITIALLY DEFERRED
+                 FOR EACH ROW EXECUTE FUNCTION trap();
+             INSERT INTO trap VALUES (1);",
+            "42501",
+        ),
     ];
-    for (body, sqlstate) in attacks {
+    for ((body, sqlstate), call) in attacks.iter().flat_map(|attack| {
+        ["SELECT migrate.up()", "CALL migrate.apply()"].map(|call| (attack, call))
+    }) {
         register(&mut mallory, "1", "attack", body, None);
         // The superuser applies it: the body runs as mallory and fails.
-        expect_sqlstate(up(&mut admin), sqlstate);
+        expect_sqlstate(admin.batch_execute(call), sqlstate);
+        figure("privilege checks passed", 1);
         let superuser: bool = admin
             .query_one(
                 "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'",
