@@ -326,3 +326,92 @@ fn a_body_cannot_call_the_runner() {
     register(&mut client, "1", "nested", "SELECT 1", None);
     assert_eq!(up(&mut client).unwrap(), 1);
 }
+
+#[test]
+fn t13_failing_bodies_leave_nothing_and_need_no_manual_fix() {
+    let db = TestDb::new("t13_failing");
+    let mut client = db.connect();
+    create_applied_log(&mut client);
+    client
+        .batch_execute(
+            "CREATE TABLE parent (id int PRIMARY KEY);
+             CREATE TABLE child (parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);
+             CREATE TABLE data (n int); INSERT INTO data VALUES (-1);",
+        )
+        .unwrap();
+    // A syntax error is refused at register, with its line.
+    let error = expect_sqlstate(
+        client.query_one(
+            "SELECT migrate.register('1', 'typo', 'CREATE TABLE ok ();\nCREATE TABEL oops ()')",
+            &[],
+        ),
+        "42601",
+    );
+    assert!(
+        error.detail().unwrap().starts_with("Line 2 of the up body"),
+        "{error:?}"
+    );
+    register(
+        &mut client,
+        "1",
+        "fine",
+        &logged_body("1", "CREATE TABLE one ()"),
+        Some("DROP TABLE one; DELETE FROM applied_log WHERE version = '1'"),
+    );
+    // A runtime error, a constraint that existing data violates, a deferred foreign key that
+    // only fails when checked: each fails its migration, with its place, under up() and apply().
+    let failing = [
+        ("SELECT 1 / 0", "22012", "Statement 1 (line 1)"),
+        (
+            "ALTER TABLE data ADD CHECK (n >= 0)",
+            "23514",
+            "Statement 1 (line 1)",
+        ),
+        (
+            "INSERT INTO child VALUES (42)",
+            "23503",
+            "The deferred constraint checks at the end",
+        ),
+    ];
+    for (body, sqlstate, place) in failing {
+        register(&mut client, "2", "fails", &logged_body("2", body), None);
+        let error = expect_sqlstate(up(&mut client), sqlstate);
+        // Under up() the caller registered the body, so its deferred check runs at the
+        // caller's commit, as in plain SQL, where no migration is named.
+        if sqlstate != "23503" {
+            let detail = error.detail().unwrap();
+            assert!(detail.contains(place), "{error:?}");
+            assert!(
+                detail.contains("the up body of migration \"2\" (fails)"),
+                "{error:?}"
+            );
+        }
+        assert_eq!(
+            count(&mut client, "SELECT count(*) FROM migrate.applied"),
+            0
+        );
+        // apply() commits migration 1, and records 2 as failed with its place.
+        let error = expect_sqlstate(client.batch_execute("CALL migrate.apply()"), sqlstate);
+        assert!(error.detail().unwrap().contains(place), "{error:?}");
+        assert_eq!(
+            states(&mut client),
+            [("1", "applied"), ("2", "failed")].map(|(v, s)| (v.to_owned(), s.to_owned()))
+        );
+        assert_eq!(count(&mut client, "SELECT count(*) FROM child"), 0);
+        // Only 1 is applied, so only 1 is reverted.
+        assert_eq!(call(&mut client, "SELECT migrate.down(2)"), 1);
+        figure("faults injected", 2);
+    }
+    // Replaced by a body that works, the same call goes on: no dirty flag, no forced step.
+    register(
+        &mut client,
+        "2",
+        "fixed",
+        &logged_body(
+            "2",
+            "INSERT INTO parent VALUES (42); INSERT INTO child VALUES (42)",
+        ),
+        None,
+    );
+    assert_invariant(&mut client, 2);
+}
