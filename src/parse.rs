@@ -205,13 +205,22 @@ const HINT_VACUUM: &str =
     "Run VACUUM from a client after migrating; ANALYZE works inside a migration.";
 const HINT_COPY: &str = "Bodies run inside the server, where no client streams data; use INSERT, or COPY from a file on the server.";
 const HINT_TOP_LEVEL: &str = "PostgreSQL runs this statement only outside a transaction block; run it from a client outside migrate.";
+const HINT_OWN_OBJECTS: &str = "The extension keeps its own books: use its functions (down, register, ...), or ALTER EXTENSION and DROP EXTENSION from a client outside migrate.";
+
+/// The extension's schema and name, which bodies may not change.
+const SCHEMA: &CStr = c"migrate";
+const EXTENSION: &CStr = c"migrations";
 
 /// The statements PostgreSQL refuses inside a function (they call `PreventInTransactionBlock`
-/// or need the client), with the hint to give.
+/// or need the client), and those that change the extension's own objects, with the hint to
+/// give.
 ///
 /// # Safety
 /// `node` must be a valid raw parse tree node.
 unsafe fn refusal(node: *mut pg_sys::Node) -> Option<(&'static str, &'static str)> {
+    if let Some(statement) = unsafe { changes_own_objects(node) } {
+        return Some((statement, HINT_OWN_OBJECTS));
+    }
     unsafe {
         match (*node).type_ {
             NodeTag::T_TransactionStmt => {
@@ -296,6 +305,122 @@ unsafe fn refusal(node: *mut pg_sys::Node) -> Option<(&'static str, &'static str
                 }
             }
             _ => None,
+        }
+    }
+}
+
+/// Statements that would change the tables, functions, schema or extension whose records say
+/// what is applied: only a role with rights on them (a superuser) could run them, and the books
+/// would then lie. The direct forms are caught here; dynamic SQL is the registrant's own
+/// responsibility, as any superuser's.
+///
+/// # Safety
+/// `node` must be a valid raw parse tree node.
+unsafe fn changes_own_objects(node: *mut pg_sys::Node) -> Option<&'static str> {
+    use pg_sys::ObjectType::{OBJECT_EXTENSION, OBJECT_SCHEMA};
+    unsafe {
+        let changes = match (*node).type_ {
+            NodeTag::T_InsertStmt => in_schema((*(node as *mut pg_sys::InsertStmt)).relation),
+            NodeTag::T_UpdateStmt => in_schema((*(node as *mut pg_sys::UpdateStmt)).relation),
+            NodeTag::T_DeleteStmt => in_schema((*(node as *mut pg_sys::DeleteStmt)).relation),
+            NodeTag::T_TruncateStmt => PgList::<pg_sys::RangeVar>::from_pg(
+                (*(node as *mut pg_sys::TruncateStmt)).relations,
+            )
+            .iter_ptr()
+            .any(|relation| in_schema(relation)),
+            NodeTag::T_AlterTableStmt => {
+                in_schema((*(node as *mut pg_sys::AlterTableStmt)).relation)
+            }
+            NodeTag::T_RenameStmt => {
+                let rename = node as *mut pg_sys::RenameStmt;
+                in_schema((*rename).relation)
+                    || ((*rename).renameType == OBJECT_SCHEMA
+                        && is_named((*rename).subname, SCHEMA))
+                    || names_own_object((*rename).object, (*rename).renameType)
+            }
+            NodeTag::T_DropStmt => {
+                let drop = node as *mut pg_sys::DropStmt;
+                PgList::<pg_sys::Node>::from_pg((*drop).objects)
+                    .iter_ptr()
+                    .any(|object| names_own_object(object, (*drop).removeType))
+            }
+            NodeTag::T_AlterExtensionStmt => is_named(
+                (*(node as *mut pg_sys::AlterExtensionStmt)).extname,
+                EXTENSION,
+            ),
+            NodeTag::T_AlterExtensionContentsStmt => is_named(
+                (*(node as *mut pg_sys::AlterExtensionContentsStmt)).extname,
+                EXTENSION,
+            ),
+            NodeTag::T_CreateFunctionStmt => {
+                let function = node as *mut pg_sys::CreateFunctionStmt;
+                (*function).replace && qualified_in_schema((*function).funcname)
+            }
+            _ => false,
+        };
+        changes.then_some(match (*node).type_ {
+            NodeTag::T_DropStmt => match (*(node as *mut pg_sys::DropStmt)).removeType {
+                OBJECT_EXTENSION => "DROP EXTENSION migrations",
+                OBJECT_SCHEMA => "DROP SCHEMA migrate",
+                _ => "DROP of an object of schema migrate",
+            },
+            NodeTag::T_AlterExtensionStmt | NodeTag::T_AlterExtensionContentsStmt => {
+                "ALTER EXTENSION migrations"
+            }
+            NodeTag::T_CreateFunctionStmt => "CREATE OR REPLACE FUNCTION in schema migrate",
+            _ => "a change to an object of schema migrate",
+        })
+    }
+}
+
+/// Whether `relation` is qualified with the extension's schema.
+unsafe fn in_schema(relation: *mut pg_sys::RangeVar) -> bool {
+    unsafe { !relation.is_null() && is_named((*relation).schemaname, SCHEMA) }
+}
+
+unsafe fn is_named(name: *const std::ffi::c_char, expected: &CStr) -> bool {
+    unsafe { !name.is_null() && CStr::from_ptr(name) == expected }
+}
+
+/// Whether a list of names (`schema.object`, `schema.table.trigger`, ...) starts with the
+/// extension's schema.
+unsafe fn qualified_in_schema(names: *mut pg_sys::List) -> bool {
+    unsafe {
+        let names = PgList::<pg_sys::Node>::from_pg(names);
+        names.len() >= 2
+            && names
+                .get_ptr(0)
+                .is_some_and(|first| string_is(first, SCHEMA))
+    }
+}
+
+unsafe fn string_is(node: *mut pg_sys::Node, expected: &CStr) -> bool {
+    unsafe {
+        (*node).type_ == NodeTag::T_String
+            && is_named((*(node as *mut pg_sys::String)).sval, expected)
+    }
+}
+
+/// Whether an object of a DROP or RENAME of `kind` is the extension, its schema, or an object
+/// in its schema.
+unsafe fn names_own_object(object: *mut pg_sys::Node, kind: pg_sys::ObjectType::Type) -> bool {
+    use pg_sys::ObjectType::{OBJECT_EXTENSION, OBJECT_SCHEMA};
+    if object.is_null() {
+        return false;
+    }
+    unsafe {
+        match (*object).type_ {
+            NodeTag::T_String => match kind {
+                OBJECT_SCHEMA => string_is(object, SCHEMA),
+                OBJECT_EXTENSION => string_is(object, EXTENSION),
+                _ => false,
+            },
+            NodeTag::T_List => qualified_in_schema(object as *mut pg_sys::List),
+            NodeTag::T_ObjectWithArgs => {
+                qualified_in_schema((*(object as *mut pg_sys::ObjectWithArgs)).objname)
+            }
+            NodeTag::T_TypeName => qualified_in_schema((*(object as *mut pg_sys::TypeName)).names),
+            _ => false,
         }
     }
 }
@@ -427,6 +552,63 @@ mod tests {
             ("ABORT", "ROLLBACK"),
             ("COMMIT PREPARED 'x'", "COMMIT PREPARED"),
             ("ROLLBACK PREPARED 'x'", "ROLLBACK PREPARED"),
+            (
+                "DROP EXTENSION IF EXISTS migrations CASCADE",
+                "DROP EXTENSION migrations",
+            ),
+            ("DROP SCHEMA x, migrate CASCADE", "DROP SCHEMA migrate"),
+            (
+                "DROP TABLE public.t, migrate.events",
+                "DROP of an object of schema migrate",
+            ),
+            (
+                "DROP FUNCTION migrate.status(text)",
+                "DROP of an object of schema migrate",
+            ),
+            (
+                "DROP TRIGGER t ON migrate.events",
+                "DROP of an object of schema migrate",
+            ),
+            (
+                "ALTER EXTENSION migrations UPDATE",
+                "ALTER EXTENSION migrations",
+            ),
+            (
+                "ALTER EXTENSION migrations DROP TABLE migrate.events",
+                "ALTER EXTENSION migrations",
+            ),
+            (
+                "CREATE OR REPLACE FUNCTION migrate.status(text) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                "CREATE OR REPLACE FUNCTION in schema migrate",
+            ),
+            (
+                "TRUNCATE t, migrate.events CASCADE",
+                "a change to an object of schema migrate",
+            ),
+            (
+                "DELETE FROM migrate.applied",
+                "a change to an object of schema migrate",
+            ),
+            (
+                "UPDATE migrate.migrations SET up_sql = ''",
+                "a change to an object of schema migrate",
+            ),
+            (
+                "INSERT INTO migrate.applied SELECT * FROM x",
+                "a change to an object of schema migrate",
+            ),
+            (
+                "ALTER TABLE migrate.applied DROP CONSTRAINT applied_pkey",
+                "a change to an object of schema migrate",
+            ),
+            (
+                "ALTER TABLE migrate.events RENAME TO e",
+                "a change to an object of schema migrate",
+            ),
+            (
+                "ALTER SCHEMA migrate RENAME TO m",
+                "a change to an object of schema migrate",
+            ),
         ] {
             match statements(&format!("SELECT 1;\n{sql}"), &place()) {
                 Err(MigrateError::RefusedStatement {
@@ -449,6 +631,15 @@ mod tests {
             "COPY t FROM '/tmp/file'",
             "REFRESH MATERIALIZED VIEW CONCURRENTLY mv",
             "CREATE INDEX i ON t (x)",
+            // Reading the books, granting on them, and names that only look alike are fine.
+            "SELECT * FROM migrate.status()",
+            "GRANT EXECUTE ON FUNCTION migrate.status(text) TO reader",
+            "DELETE FROM app.migrate",
+            "DROP TABLE migrate",
+            "DROP SCHEMA migrations",
+            "DROP EXTENSION pgcrypto",
+            "CREATE FUNCTION migrate_helper() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "ALTER TABLE app.events ADD COLUMN migrate int",
         ] {
             assert!(statements(sql, &place()).is_ok(), "{sql}");
         }

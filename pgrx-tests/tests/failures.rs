@@ -415,3 +415,151 @@ fn t13_failing_bodies_leave_nothing_and_need_no_manual_fix() {
     );
     assert_invariant(&mut client, 2);
 }
+
+#[test]
+fn t18_bodies_cannot_harm_the_extension_and_verify_names_what_a_superuser_did() {
+    let db = TestDb::new("t18_self_harm");
+    let mut client = db.connect();
+    create_applied_log(&mut client);
+    register(
+        &mut client,
+        "1",
+        "first",
+        &logged_body("1", "CREATE TABLE first ()"),
+        None,
+    );
+    assert_eq!(up(&mut client).unwrap(), 1);
+    // The direct forms are refused at register, even from a superuser.
+    for (body, statement) in [
+        ("DROP EXTENSION migrations", "DROP EXTENSION migrations"),
+        ("DROP SCHEMA migrate CASCADE", "DROP SCHEMA migrate"),
+        (
+            "TRUNCATE migrate.events CASCADE",
+            "a change to an object of schema migrate",
+        ),
+        (
+            "UPDATE migrate.migrations SET name = 'x'",
+            "a change to an object of schema migrate",
+        ),
+        (
+            "DELETE FROM migrate.applied",
+            "a change to an object of schema migrate",
+        ),
+        (
+            "ALTER TABLE migrate.applied DROP CONSTRAINT applied_pkey",
+            "a change to an object of schema migrate",
+        ),
+        (
+            "ALTER EXTENSION migrations UPDATE",
+            "ALTER EXTENSION migrations",
+        ),
+        (
+            "DROP FUNCTION migrate.status(text)",
+            "DROP of an object of schema migrate",
+        ),
+    ] {
+        let error = expect_sqlstate(
+            client.query_one("SELECT migrate.register('2', 'harm', $1)", &[&body]),
+            "0A000",
+        );
+        assert_eq!(
+            error.message(),
+            format!("{statement} cannot run inside a migration")
+        );
+        figure("bad inputs tried", 1);
+        figure("bad inputs with a clean error", 1);
+    }
+    // Through dynamic SQL a superuser's body gets as far as the server lets it: dropping the
+    // extension fails the migration cleanly, and everything is still there.
+    register(
+        &mut client,
+        "2",
+        "dynamic drop",
+        "DO $$ BEGIN EXECUTE 'DROP EXTENSION migrations CASCADE'; END $$",
+        None,
+    );
+    for call in ["SELECT migrate.up()", "CALL migrate.apply()"] {
+        let error = server_error(client.batch_execute(call));
+        assert_ne!(error.code().code(), "XX000", "{error:?}");
+        assert_eq!(
+            count(
+                &mut client,
+                "SELECT count(*) FROM pg_extension WHERE extname = 'migrations'"
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                &mut client,
+                "SELECT count(*) FROM migrate.history() WHERE event = 'up'"
+            ),
+            1
+        );
+    }
+    register(
+        &mut client,
+        "2",
+        "fixed",
+        &logged_body("2", "CREATE TABLE second ()"),
+        None,
+    );
+    assert_invariant(&mut client, 1);
+
+    // A superuser's body that empties the books through dynamic SQL is not stopped, but
+    // verify() says what no longer adds up.
+    register(
+        &mut client,
+        "3",
+        "dynamic truncate",
+        "DO $$ BEGIN EXECUTE 'TRUNCATE migrate.events CASCADE'; END $$",
+        None,
+    );
+    assert_eq!(up(&mut client).unwrap(), 1);
+    assert_eq!(
+        text_rows(
+            &mut client,
+            &["SELECT version || ' ' || problem FROM migrate.verify()"]
+        ),
+        ["1 pending", "2 pending"]
+    );
+}
+
+#[test]
+fn t19_dependent_statements_dollar_quotes_and_do_blocks_apply_as_written() {
+    let db = TestDb::new("t19_multistatement");
+    let mut client = db.connect();
+    create_applied_log(&mut client);
+    register(
+        &mut client,
+        "1",
+        "dependent",
+        &logged_body(
+            "1",
+            "CREATE TABLE a (id int); INSERT INTO a VALUES (1); CREATE INDEX ON a (id)",
+        ),
+        None,
+    );
+    register(
+        &mut client,
+        "2",
+        "quotes",
+        &logged_body(
+            "2",
+            "DO $$ BEGIN INSERT INTO a VALUES (2); RAISE NOTICE 'a ; inside'; END $$;
+             CREATE FUNCTION semi() RETURNS text LANGUAGE sql AS $body$ SELECT 'x;y' || $q$;$q$ $body$;
+             INSERT INTO a SELECT 3 WHERE semi() = 'x;y;';
+             -- a comment; with a semicolon
+             /* and ; another */ INSERT INTO a VALUES (4)",
+        ),
+        None,
+    );
+    assert_eq!(up(&mut client).unwrap(), 2);
+    assert_eq!(
+        text_rows(
+            &mut client,
+            &["SELECT string_agg(id::text, ',' ORDER BY id) FROM a"]
+        ),
+        ["1,2,3,4"]
+    );
+    assert_invariant(&mut client, 0);
+}
