@@ -15,7 +15,9 @@ cargo clippy --workspace --all-targets --features "pg15 pg_test" -- -D warnings
 
 echo "== unit and #[pg_test] suites"
 rm -rf "$WORK" && install -d -o postgres -g postgres "$WORK" "$WORK/pgrx"
-cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx"
+# Every suite's output, for the closing count.
+OUTPUT=$WORK/test-output.log
+cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx" 2>&1 | tee "$OUTPUT"
 
 echo "== example applications (Python psycopg, Node.js pg, Rust tokio-postgres) and pgspot"
 # Into a directory of the project's own: Debian's python3 refuses system-wide pip installs.
@@ -33,5 +35,13 @@ cp sql/releases/migrations--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 trap 'bash scripts/cluster.sh stop "$WORK/cluster"' EXIT
 cargo pgrx schema pg15 --pg-config "$PG_CONFIG" -o "$WORK/schema.sql" >/dev/null 2>&1
 bash scripts/cluster.sh start "$WORK/cluster" 54331 >/dev/null
+export MIGRATIONS_TEST_FIGURES=$WORK/figures.tsv
 MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 MIGRATIONS_TEST_SCHEMA="$WORK/schema.sql" \
-    cargo test --package migrations-tests --tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}"
+    cargo test --package migrations-tests --tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}" 2>&1 |
+    tee -a "$OUTPUT"
+
+echo
+bash scripts/report.sh --print "$MIGRATIONS_TEST_FIGURES"
+echo
+# The closing line: every suite's "test result:" lines summed.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$OUTPUT"

@@ -386,7 +386,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -395,7 +395,7 @@ impl Rng {
 
     /// A number in `range`.
     pub fn within(&mut self, range: std::ops::RangeInclusive<usize>) -> usize {
-        range.start() + (self.next() as usize) % (range.end() - range.start() + 1)
+        range.start() + (self.next_u64() as usize) % (range.end() - range.start() + 1)
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
