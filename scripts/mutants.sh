@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Control runs: builds the extension with one protection removed at a time, installs it, and
+# checks that the test guarding that protection now fails. A test that still passed would
+# guard nothing. Reinstalls the real extension at the end.
+#   MIGRATIONS_TEST_PGHOST, MIGRATIONS_TEST_PGPORT: the running test server (see scripts/test.sh)
+#   MIGRATIONS_TEST_FIGURES (optional): where to add the figures for scripts/report.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+COPY=$ROOT/target/mutant-src
+export CARGO_TARGET_DIR=$ROOT/target/mutants
+
+figure() {
+    if [[ -n ${MIGRATIONS_TEST_FIGURES:-} ]]; then printf '%s\t%s\n' "$1" "$2" >>"$MIGRATIONS_TEST_FIGURES"; fi
+}
+
+# mutant NAME FILE FROM TO TEST FILTER: replaces the one occurrence of FROM in FILE by TO.
+mutant() {
+    local name=$1 file=$2 from=$3 to=$4 test=$5 filter=$6
+    rm -rf "$COPY" && mkdir -p "$COPY"
+    git ls-files -z | xargs -0 cp --parents -t "$COPY"
+    python3 - "$COPY/$file" "$from" "$to" <<'EOF'
+import sys
+path, old, new = sys.argv[1:]
+text = open(path).read()
+if text.count(old) != 1:
+    sys.exit(f"mutant does not apply: {old!r} occurs {text.count(old)} times in {path}")
+open(path, "w").write(text.replace(old, new))
+EOF
+    (cd "$COPY" && cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null 2>&1)
+    if (cd "$ROOT" && cargo test --quiet --package migrations-tests --test "$test" -- "$filter" >/dev/null 2>&1); then
+        echo "control run '$name': $test $filter still passed: it does not guard this" >&2
+        figure "protections removed" 1
+        return 1
+    fi
+    echo "control run '$name': $test $filter failed, as it must"
+    figure "protections removed" 1
+    figure "protections removed that a test caught" 1
+}
+
+status=0
+mutant "no runner lock" src/session.rs \
+    'pgrx::direct_function_call_as_datum(lock, &[RUNNER_LOCK_KEY.into_datum()]);' \
+    'let _ = (lock, RUNNER_LOCK_KEY);' \
+    concurrency t01_ || status=1
+mutant "the snapshot from before the wait" src/session.rs \
+    'pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());' \
+    'pg_sys::PushActiveSnapshot(pg_sys::GetActiveSnapshot());' \
+    concurrency a_runner_that_waited || status=1
+mutant "deferred triggers left for the caller's commit" src/runner.rs \
+    'if deferred == DeferredChecks::AtBodyEnd || registrant != caller {' \
+    'if deferred == DeferredChecks::AtBodyEnd && registrant != caller {' \
+    privileges a_registrant_gains_nothing || status=1
+mutant "bookkeeping with the caller's search_path" src/session.rs \
+    'Some((c"search_path", c"pg_catalog, pg_temp"))' \
+    'None' \
+    privileges hostile_search_paths || status=1
+
+rm -rf "$COPY"
+unset CARGO_TARGET_DIR
+cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+exit $status
