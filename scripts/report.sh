@@ -25,6 +25,8 @@ awk -F '\t' '
         row("faults injected (cancel, terminate, SIGKILL, client loss, ...)", sum["faults injected"])
         row("half-applied or twice-applied migrations found", sum["half-applied or twice-applied migrations found"])
         row("invariant checks passed", sum["invariant checks passed"])
+        row("protections removed in control runs", sum["protections removed"])
+        row("of which a test caught the removal", sum["protections removed that a test caught"])
         row("bad inputs tried", sum["bad inputs tried"])
         row("bad inputs with a clean error", sum["bad inputs with a clean error"])
         row("bad inputs with a correct result", sum["bad inputs with a correct result"])

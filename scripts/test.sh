@@ -40,6 +40,9 @@ MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 MIGRATIONS_T
     cargo test --package migrations-tests --tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}" 2>&1 |
     tee -a "$OUTPUT"
 
+echo "== control runs: each protection removed must make its test fail"
+MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 bash scripts/mutants.sh
+
 echo
 bash scripts/report.sh --print "$MIGRATIONS_TEST_FIGURES"
 echo
