@@ -62,5 +62,5 @@ mutant "bookkeeping with the caller's search_path" src/session.rs \
 
 rm -rf "$COPY"
 unset CARGO_TARGET_DIR
-cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null 2>&1 || { echo "cannot reinstall the extension" >&2; exit 1; }
 exit $status
