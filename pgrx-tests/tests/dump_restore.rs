@@ -93,7 +93,29 @@ fn dump_and_restore_keep_bodies_history_and_status() {
     assert!(before.len() > 20);
     let last_event = count(&mut client, "SELECT max(id) FROM migrate.history()");
 
-    for restored in dump_and_restore("dump_source", "restored") {
+    // Also the books alone, restored into a database where the extension is already installed.
+    let data_only = TestDb::new("restored_data_only");
+    let file = std::env::temp_dir().join(format!("migrations-data-only-{}", std::process::id()));
+    let file = file.to_str().unwrap();
+    run(
+        "pg_dump",
+        &[
+            "-Fc",
+            "--data-only",
+            "--schema=migrate",
+            "-f",
+            file,
+            "dump_source",
+        ],
+    );
+    run(
+        "pg_restore",
+        &["--exit-on-error", "-d", &data_only.name, file],
+    );
+    std::fs::remove_file(file).unwrap();
+    let [custom, plain] = dump_and_restore("dump_source", "restored");
+
+    for restored in [custom, plain, data_only] {
         let mut client = restored.connect();
         assert_eq!(
             snapshot(&mut client),
