@@ -283,6 +283,8 @@ pub fn import_dir(project: &str, directory: &str) -> Result<i32, MigrateError> {
     }
     let mut files = Vec::new();
     for (name, entry) in read_dir(root)? {
+        // A large tree stays cancellable.
+        pgrx::check_for_interrupts!();
         if entry.is_dir() {
             for (inner_name, inner) in read_dir(&entry)? {
                 if inner.is_file() {
