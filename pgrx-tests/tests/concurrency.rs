@@ -143,6 +143,7 @@ fn a_runner_that_waited_sees_what_the_first_one_applied() {
         0,
         "and applies nothing twice"
     );
+    assert_invariant(&mut db.connect(), 0);
 }
 
 #[test]
@@ -169,6 +170,7 @@ fn status_answers_while_a_runner_holds_the_lock() {
         states(&mut observer),
         vec![("1".to_owned(), "applied".to_owned())]
     );
+    assert_invariant(&mut observer, 0);
 }
 
 /// Starts `sql` on a new connection in a thread, and waits until it waits for a lock.

@@ -199,6 +199,7 @@ INSERT INTO "concurrently" VALUES (2, $$dollar; quoted; ;$$)
         .unwrap()
         .get(0);
     assert_eq!(note, "dollar; quoted; ;");
+    assert_invariant(&mut client, 0);
 }
 
 #[test]
@@ -291,6 +292,7 @@ fn only_read_committed_callers_may_run() {
         .batch_execute("RESET default_transaction_isolation")
         .unwrap();
     assert_eq!(up(&mut client).unwrap(), 1);
+    assert_invariant(&mut client, 0);
 }
 
 #[test]

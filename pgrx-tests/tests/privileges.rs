@@ -122,6 +122,7 @@ fn a_registrant_gains_nothing_when_a_superuser_applies() {
         (registered_by.as_str(), applied_by.as_str()),
         ("mallory", "postgres")
     );
+    assert_invariant(&mut admin, 0);
 }
 
 #[test]
@@ -281,6 +282,8 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
         ),
         0
     );
+    // 2 and 3 run as the deployer that registered them.
+    assert_invariant(&mut admin, 2);
 }
 
 #[test]
@@ -356,6 +359,8 @@ fn hostile_search_paths_and_body_settings_change_nothing() {
         count(&mut client, "SELECT count(*) FROM pg_temp.migrations"),
         0
     );
+    // From a session with a plain search path: the hostile one would call the canary objects.
+    assert_invariant(&mut db.connect(), 2);
 }
 
 #[test]

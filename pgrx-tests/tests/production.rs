@@ -335,6 +335,7 @@ fn an_enum_value_added_and_used_needs_apply() {
     client.batch_execute("CALL migrate.apply()").unwrap();
     assert!(all_in_state(&mut client, "applied"));
     assert!(table_exists(&mut client, "paint"));
+    assert_invariant(&mut client, 0);
 }
 
 /// `(version, sql)` rows of a plan.
