@@ -40,11 +40,21 @@ MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 MIGRATIONS_T
     cargo test --package migrations-tests --tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}" 2>&1 |
     tee -a "$OUTPUT"
 
+echo "== isolation specs (pg_isolation_regress)"
+"$(dirname "$PG_CONFIG")/psql" -X -q -h "$WORK/cluster" -p 54331 -U postgres -c "CREATE DATABASE migrations_isolation"
+/usr/lib/postgresql/15/lib/pgxs/src/test/isolation/pg_isolation_regress --use-existing \
+    --host="$WORK/cluster" --port=54331 --user=postgres --dbname=migrations_isolation \
+    --inputdir=isolation --outputdir="$WORK/isolation" \
+    $(cd isolation/specs && ls -- *.spec | sed 's/\.spec$//') 2>&1 | tee -a "$OUTPUT"
+
 echo "== control runs: each protection removed must make its test fail"
 MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 bash scripts/mutants.sh
 
 echo
 bash scripts/report.sh --print "$MIGRATIONS_TEST_FIGURES"
 echo
-# The closing line: every suite's "test result:" lines summed.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$OUTPUT"
+# The closing line: cargo's "test result:" lines and pg_regress's summary, summed.
+awk '/^test result:/ { passed += $4; failed += $6 }
+     /All [0-9]+ tests passed/ { for (i = 1; i < NF; i++) if ($i == "All") passed += $(i + 1) }
+     / of [0-9]+ tests failed/ { failed += $1; passed += $3 - $1 }
+     END { printf "%d passed, %d failed\n", passed, failed }' "$OUTPUT"
