@@ -487,3 +487,69 @@ fn names_round_trip_byte_identical_and_huge_bodies_apply() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM big"), 100_000);
     assert_invariant(&mut client, 0);
 }
+
+#[test]
+fn t14_each_version_gets_its_documented_answer() {
+    let db = TestDb::new("t14_versions");
+    let mut client = db.connect();
+    let long = "9".repeat(256);
+    // (version, SQLSTATE or the result of register()), in this order: later ones see earlier ones.
+    let cases: [(&str, &str); 16] = [
+        ("", "22023"),
+        (" 1", "22023"),
+        ("1 ", "22023"),
+        ("-1", "22023"),
+        ("_1", "22023"),
+        ("a/b", "22023"),
+        ("1;DROP TABLE x", "22023"),
+        (&long, "22023"),
+        ("1", "registered"),
+        ("01", "42710"),
+        ("0001", "42710"),
+        ("0", "registered"),
+        ("1.0.0-beta", "registered"),
+        ("9223372036854775808", "registered"),
+        ("99999999999999999999999999999999", "registered"),
+        ("abc", "registered"),
+    ];
+    for (version, expected) in cases {
+        let result = client
+            .query_one("SELECT migrate.register($1, 'v', 'SELECT 1')", &[&version])
+            .map(|row| row.get::<_, String>(0));
+        match result {
+            Ok(outcome) => assert_eq!(outcome, expected, "{version:?}"),
+            Err(error) => {
+                let code = server_error::<()>(Err(error)).code().code().to_owned();
+                assert_eq!(code, expected, "{version:?}");
+            }
+        }
+        figure("bad inputs tried", 1);
+        figure(
+            "bad inputs with a clean error",
+            u64::from(expected.len() == 5),
+        );
+        figure(
+            "bad inputs with a correct result",
+            u64::from(expected.len() != 5),
+        );
+    }
+    // Same body: unchanged; another body while pending: updated.
+    assert_eq!(
+        register(&mut client, "1", "v", "SELECT 1", None),
+        "unchanged"
+    );
+    assert_eq!(register(&mut client, "1", "v", "SELECT 2", None), "updated");
+    // Natural order: digit runs compare as numbers, however long.
+    assert_eq!(
+        text_rows(&mut client, &["SELECT version FROM migrate.status()"]),
+        [
+            "0",
+            "1",
+            "1.0.0-beta",
+            "9223372036854775808",
+            "99999999999999999999999999999999",
+            "abc"
+        ]
+    );
+    assert_invariant(&mut client, 6);
+}
