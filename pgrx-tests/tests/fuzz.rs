@@ -187,15 +187,12 @@ fn body(rng: &mut Rng) -> String {
     }
 }
 
-fn value(rng: &mut Rng, kind: Kind) -> Box<dyn ToSql + Sync> {
+/// An argument of `kind`: a NULL one time in seven (`None`), otherwise a value from its pool.
+fn value(rng: &mut Rng, kind: Kind) -> Option<Box<dyn ToSql + Sync>> {
     if rng.within(0..=6) == 0 {
-        return match kind {
-            Steps => Box::new(None::<i32>),
-            Paths | Contents => Box::new(None::<Vec<Option<String>>>),
-            _ => Box::new(None::<String>),
-        };
+        return None;
     }
-    match kind {
+    Some(match kind {
         Version => Box::new(version(rng)),
         Name => Box::new(match rng.within(0..=3) {
             0 => "a name".to_owned(),
@@ -270,12 +267,16 @@ fn value(rng: &mut Rng, kind: Kind) -> Box<dyn ToSql + Sync> {
                 .map(|_| (rng.within(0..=5) != 0).then(|| body(rng)))
                 .collect::<Vec<_>>(),
         ),
-    }
+    })
 }
 
-fn is_null(value: &dyn ToSql) -> bool {
-    // The debug form of the boxed `Option` values made above.
-    format!("{value:?}") == "None"
+/// A NULL of the type `kind` binds as.
+fn null(kind: Kind) -> Box<dyn ToSql + Sync> {
+    match kind {
+        Steps => Box::new(None::<i32>),
+        Paths | Contents => Box::new(None::<Vec<Option<String>>>),
+        _ => Box::new(None::<String>),
+    }
 }
 
 /// Whether an error is clean: a server ERROR with a precise SQLSTATE, and no Rust text in it.
@@ -321,14 +322,16 @@ fn generated_arguments_for_every_call_get_a_result_or_a_clean_error() {
 
     for case in 0..CASES {
         let (function, kinds) = *rng.pick(CALLS);
+        let mut null_required = false;
         let args: Vec<Box<dyn ToSql + Sync>> = kinds
             .iter()
-            .map(|(kind, _)| value(&mut rng, *kind))
+            .map(|&(kind, required)| {
+                value(&mut rng, kind).unwrap_or_else(|| {
+                    null_required |= required;
+                    null(kind)
+                })
+            })
             .collect();
-        let null_required = kinds
-            .iter()
-            .zip(&args)
-            .any(|((_, required), arg)| *required && is_null(arg.as_ref()));
         let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
         let sql = match function {
             "apply" => format!("CALL migrate.apply({})", placeholders.join(", ")),
