@@ -434,35 +434,24 @@ impl OwnCluster {
     }
 
     fn script(&self, action: &str) {
-        let status = std::process::Command::new("bash")
+        assert!(self.try_script(action), "cluster.sh {action} {}", self.dir);
+    }
+
+    fn try_script(&self, action: &str) -> bool {
+        std::process::Command::new("bash")
             .arg(repository().join("scripts/cluster.sh"))
             .args([action, &self.dir, &self.server.port.to_string()])
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .status()
-            .expect("run scripts/cluster.sh");
-        assert!(status.success(), "cluster.sh {action} {}", self.dir);
+            .expect("run scripts/cluster.sh")
+            .success()
     }
 
     /// Starts the server again after a crash: `pg_ctl start` refuses while orphaned backends
     /// of the killed postmaster still hold its shared memory, so this retries until they are gone.
     pub fn restart(&self) {
-        let pg_ctl = format!("{}/pg_ctl", pg_bin());
-        let options = format!(
-            "-p {} -k {} -c listen_addresses='' -c fsync=off",
-            self.server.port, self.dir
-        );
-        wait_for("the server to start again", || {
-            std::process::Command::new("runuser")
-                .args(["-u", "postgres", "--", &pg_ctl, "-D"])
-                .arg(format!("{}/data", self.dir))
-                .args(["-l", &self.log_path(), "-w", "-o", &options, "start"])
-                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .expect("pg_ctl start")
-                .success()
-        });
+        wait_for("the server to start again", || self.try_script("start"));
     }
 
     pub fn log_path(&self) -> String {
