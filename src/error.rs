@@ -192,6 +192,11 @@ pub enum MigrateError {
     EmptyBody {
         place: Place,
     },
+    BodyTooLarge {
+        place: Place,
+        bytes: usize,
+        limit_kb: i32,
+    },
     MetaCommand {
         command: String,
         place: Place,
@@ -350,6 +355,16 @@ impl From<MigrateError> for ErrorParts {
             NegativeSteps { steps } => {
                 report(ERRCODE_INVALID_PARAMETER_VALUE, format!("steps must not be negative, got {steps}"))
             }
+            BodyTooLarge { place, bytes, limit_kb } => report(
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "the {} body of migration \"{}\" has {bytes} bytes, more than migrate.max_body_size ({limit_kb} kB)",
+                    place.body,
+                    shortened(&place.version)
+                ),
+            )
+            .detail("Registering and applying a body takes about twelve times its size in backend memory.")
+            .hint("Split it into several migrations, load data with COPY from a server file, or raise migrate.max_body_size."),
             EmptyBody { place } => report(
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("the {} body of migration \"{}\" has no SQL statement", place.body, place.version),

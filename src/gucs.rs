@@ -14,6 +14,9 @@ pub static LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(3);
 /// `migrate.runner_wait` (ms): how long a call waits for the runner lock.
 pub static RUNNER_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 
+/// `migrate.max_body_size` (kB): the largest body a registering call accepts.
+pub static MAX_BODY_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+
 pub fn init() {
     GucRegistry::define_bool_guc(
         c"migrate.allow_out_of_order",
@@ -52,6 +55,16 @@ pub fn init() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"migrate.max_body_size",
+        c"The largest migration body a registering call accepts; 0 accepts any size.",
+        c"Splitting a body into statements takes about twelve times its size in backend memory, at register and at apply.",
+        &MAX_BODY_SIZE,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
     );
     // SAFETY: called once from _PG_init with a static name.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"migrate".as_ptr()) };

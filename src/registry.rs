@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Body, MigrateError, Place, Position, counted};
 use crate::store::{self, NewMigration, Registered};
-use crate::{files, parse, script, session, version};
+use crate::{files, gucs, parse, script, session, version};
 
 /// The outcome `register` reports.
 pub const REGISTERED: &str = "registered";
@@ -68,15 +68,28 @@ fn check<'a>(request: &'a Request<'a>) -> Result<Checked<'a>, MigrateError> {
     version::check_project(request.project)?;
     version::check_version(request.version)?;
     version::check_name(request.name)?;
-    parse::statements(request.up_sql, &request.place(Body::Up))?;
+    check_body(request.up_sql, request.place(Body::Up))?;
     if let Some(down_sql) = request.down_sql {
-        parse::statements(down_sql, &request.place(Body::Down))?;
+        check_body(down_sql, request.place(Body::Down))?;
     }
     Ok(Checked {
         request,
         checksum: checksum(request.up_sql),
         version_key: version::sort_key(request.version),
     })
+}
+
+/// Refuses a body above `migrate.max_body_size` before parsing it, then parses it.
+fn check_body(sql: &str, place: Place) -> Result<(), MigrateError> {
+    let limit_kb = gucs::MAX_BODY_SIZE.get();
+    if limit_kb > 0 && sql.len() > limit_kb as usize * 1024 {
+        return Err(MigrateError::BodyTooLarge {
+            place,
+            bytes: sql.len(),
+            limit_kb,
+        });
+    }
+    parse::statements(sql, &place).map(drop)
 }
 
 /// What every registering call does once: refuse nesting and snapshot-bound isolation levels,

@@ -556,3 +556,44 @@ fn t14_each_version_gets_its_documented_answer() {
     );
     assert_invariant(&mut client, 6);
 }
+
+#[test]
+fn t15_bodies_above_max_body_size_are_refused_at_register() {
+    let db = TestDb::new("t15_limit");
+    let mut client = db.connect();
+    client
+        .batch_execute("SET migrate.max_body_size = '1MB'")
+        .unwrap();
+    let body = "SELECT 1;\n".repeat(110_000);
+    for (up, down) in [(body.as_str(), None), ("SELECT 1", Some(body.as_str()))] {
+        let error = expect_sqlstate(
+            client.query_one("SELECT migrate.register('1', 'big', $1, $2)", &[&up, &down]),
+            "54000",
+        );
+        let which = if down.is_some() { "down" } else { "up" };
+        assert_eq!(
+            error.message(),
+            format!(
+                "the {which} body of migration \"1\" has 1100000 bytes, more than migrate.max_body_size (1024 kB)"
+            )
+        );
+        assert!(
+            error
+                .hint()
+                .unwrap()
+                .contains("raise migrate.max_body_size")
+        );
+        figure("bad inputs tried", 1);
+        figure("bad inputs with a clean error", 1);
+    }
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM migrate.migrations"),
+        0
+    );
+    // 0 accepts any size.
+    client
+        .batch_execute("SET migrate.max_body_size = 0")
+        .unwrap();
+    assert_eq!(register(&mut client, "1", "big", &body, None), "registered");
+    assert_invariant(&mut client, 1);
+}
