@@ -243,8 +243,20 @@ fn t24_the_previous_release_updates_in_place_during_a_run() {
         waiting_for_advisory_lock(&mut observer, pid)
     });
     let mut updater = db.connect();
+    let updater_pid: i32 = updater
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     let updating =
         std::thread::spawn(move || updater.batch_execute("ALTER EXTENSION migrations UPDATE"));
+    // The update finishes while the run is parked (or waits for it): either way it meets it.
+    wait_for("the update to finish or to wait", || {
+        updating.is_finished()
+            || count(
+                &mut observer,
+                &format!("SELECT count(*) FROM pg_locks WHERE pid = {updater_pid} AND NOT granted"),
+            ) > 0
+    });
     drop(holder);
     updating
         .join()
