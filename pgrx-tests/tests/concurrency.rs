@@ -128,15 +128,7 @@ fn a_runner_that_waited_sees_what_the_first_one_applied() {
     let mut transaction = first.transaction().unwrap();
     assert_eq!(call(&mut transaction, "SELECT migrate.up()"), 3);
 
-    let mut second = db.connect();
-    let second_pid: i32 = second
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    let waiter = thread::spawn(move || up(&mut second));
-    wait_for("a runner waiting for a lock", || {
-        waiting_for_advisory_lock(&mut db.connect(), second_pid)
-    });
+    let (_, waiter) = start_blocked(&db, up);
     transaction.commit().unwrap();
     assert_eq!(
         waiter.join().unwrap().expect("the waiting runner succeeds"),
@@ -177,21 +169,8 @@ fn status_answers_while_a_runner_holds_the_lock() {
 fn start_waiting(
     db: &TestDb,
     sql: &'static str,
-) -> thread::JoinHandle<Result<Vec<postgres::SimpleQueryMessage>, postgres::Error>> {
-    let mut client = db.connect();
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    let running = thread::spawn(move || client.simple_query(sql));
-    let mut observer = db.connect();
-    wait_for("a call waiting for a lock", || {
-        count(
-            &mut observer,
-            &format!("SELECT count(*) FROM pg_locks WHERE pid = {pid} AND NOT granted"),
-        ) == 1
-    });
-    running
+) -> thread::JoinHandle<Result<(), postgres::Error>> {
+    start_blocked(db, move |client| client.batch_execute(sql)).1
 }
 
 /// Registers migrations `versions` with logged bodies; migration `parked` waits on advisory
@@ -223,10 +202,7 @@ fn t03_a_waiting_runner_inside_a_read_committed_transaction_block_applies_nothin
     let mut client = db.connect();
     create_applied_log(&mut client);
     register_logged(&mut client, 1..=3, 2);
-    let mut holder = db.connect();
-    holder
-        .batch_execute("SELECT pg_advisory_lock(4747)")
-        .unwrap();
+    let mut holder = hold_advisory_lock(&db, 4747);
     let first = start_waiting(&db, "SELECT migrate.up()");
     // The second caller's transaction has already read the state before it waits.
     let second = start_waiting(
@@ -251,10 +227,7 @@ fn t05_register_up_and_down_interleaved_equal_a_serial_order() {
     create_applied_log(&mut client);
     register_logged(&mut client, 1..=4, 3);
     assert_eq!(call(&mut client, "SELECT migrate.up('1')"), 1);
-    let mut holder = db.connect();
-    holder
-        .batch_execute("SELECT pg_advisory_lock(4747)")
-        .unwrap();
+    let mut holder = hold_advisory_lock(&db, 4747);
     let running = start_waiting(&db, "SELECT migrate.up()");
 
     // register() and down() wait for the runner, then see its work: the new migration is
@@ -299,10 +272,7 @@ fn t06_the_callers_timeouts_bound_the_call_and_leave_nothing() {
     let mut client = db.connect();
     create_applied_log(&mut client);
     register_logged(&mut client, 1..=3, 2);
-    let mut holder = db.connect();
-    holder
-        .batch_execute("SELECT pg_advisory_lock(4747)")
-        .unwrap();
+    let mut holder = hold_advisory_lock(&db, 4747);
     let running = start_waiting(&db, "SELECT migrate.up()");
 
     // A caller's lock_timeout bounds its wait for the runner lock.
@@ -360,7 +330,7 @@ fn t07_a_deadlock_with_an_application_transaction_has_one_victim() {
     let runner = start_waiting(&db, "SELECT migrate.up()");
     // ...and the application calls up() in the same transaction: each waits for the other.
     let app_up = thread::spawn(move || {
-        let result = app.simple_query("SELECT migrate.up()");
+        let result = app.batch_execute("SELECT migrate.up()");
         let _ = app.batch_execute("COMMIT");
         result
     });

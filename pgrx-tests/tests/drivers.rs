@@ -40,10 +40,7 @@ fn eight_application_instances_in_three_languages_start_at_once() {
     // A barrier: holding the runner lock, the test lets the instances start and waits until all
     // eight wait for it; then they race for it.
     let mut barrier = db.connect();
-    let barrier_pid: i32 = barrier
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let barrier_pid = backend_pid(&mut barrier);
     barrier
         .batch_execute("SELECT pg_advisory_lock(7883946363647714560)")
         .unwrap();

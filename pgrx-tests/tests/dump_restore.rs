@@ -228,34 +228,16 @@ fn t24_the_previous_release_updates_in_place_during_a_run() {
     let history_before = text_rows(&mut client, &[history]);
 
     // A runner of the previous release is in the middle of a run when the update comes.
-    let mut holder = db.connect();
-    holder
-        .batch_execute("SELECT pg_advisory_lock(4646)")
-        .unwrap();
-    let mut runner = db.connect();
-    let pid: i32 = runner
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    let running = std::thread::spawn(move || up(&mut runner));
+    let holder = hold_advisory_lock(&db, 4646);
+    let (_, running) = start_blocked(&db, up);
     let mut observer = db.connect();
-    wait_for("the runner to park", || {
-        waiting_for_advisory_lock(&mut observer, pid)
-    });
     let mut updater = db.connect();
-    let updater_pid: i32 = updater
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let updater_pid = backend_pid(&mut updater);
     let updating =
         std::thread::spawn(move || updater.batch_execute("ALTER EXTENSION migrations UPDATE"));
     // The update finishes while the run is parked (or waits for it): either way it meets it.
     wait_for("the update to finish or to wait", || {
-        updating.is_finished()
-            || count(
-                &mut observer,
-                &format!("SELECT count(*) FROM pg_locks WHERE pid = {updater_pid} AND NOT granted"),
-            ) > 0
+        updating.is_finished() || waiting_for_lock(&mut observer, updater_pid)
     });
     drop(holder);
     updating

@@ -7,7 +7,6 @@
 //! parked in `pg_locks`: it knows where the backend is without guessing at time.
 
 use std::process::{Command, Stdio};
-use std::thread;
 
 use migrations_tests::*;
 
@@ -37,18 +36,7 @@ fn register_parkable(client: &mut Client, versions: std::ops::RangeInclusive<usi
 
 /// A connection holding migration k's lock: a runner that reaches k waits there.
 fn park_at(db: &TestDb, k: usize) -> Client {
-    let mut holder = db.connect();
-    holder
-        .execute("SELECT pg_advisory_lock($1)", &[&lock_key(k)])
-        .unwrap();
-    holder
-}
-
-fn backend_pid(client: &mut Client) -> i32 {
-    client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0)
+    hold_advisory_lock(db, lock_key(k))
 }
 
 fn applied_count(client: &mut Client) -> i64 {
@@ -77,13 +65,8 @@ fn assert_exactly_prefix(client: &mut Client, prefix: usize) {
 /// `interrupt(pid)`, and returns the caller's error.
 fn interrupt_at(db: &TestDb, call: &'static str, k: usize, interrupt: &str) -> postgres::Error {
     let holder = park_at(db, k);
-    let mut runner = db.connect();
-    let pid = backend_pid(&mut runner);
-    let running = thread::spawn(move || runner.batch_execute(call));
+    let (pid, running) = start_blocked(db, move |runner| runner.batch_execute(call));
     let mut observer = db.connect();
-    wait_for("the runner to park", || {
-        waiting_for_advisory_lock(&mut observer, pid)
-    });
     let signalled: bool = observer
         .query_one(&format!("SELECT {interrupt}($1)"), &[&pid])
         .unwrap()
@@ -163,17 +146,11 @@ fn t10_a_backend_killed_mid_run_loses_only_its_transaction() {
     .enumerate()
     {
         let holder = park_at(&db, k);
-        let mut runner = db.connect();
-        let pid = backend_pid(&mut runner);
-        let running = thread::spawn(move || runner.batch_execute(call));
-        let mut observer = db.connect();
-        wait_for("the runner to park", || {
-            waiting_for_advisory_lock(&mut observer, pid)
-        });
+        let (pid, running) = start_blocked(&db, move |runner| runner.batch_execute(call));
         signal(pid, libc::SIGKILL);
         figure("faults injected", 1);
         assert!(running.join().unwrap().is_err(), "{call}: the call fails");
-        drop((holder, observer));
+        drop(holder);
         // The postmaster resets every backend and replays the WAL; until it has noticed the
         // death, a new connection may still be accepted, so the log is what tells.
         let resets = |log: &str| {
@@ -207,18 +184,11 @@ fn t11_the_postmaster_killed_leaves_all_or_nothing() {
     // (a) The postmaster alone: the orphaned backend goes on, so the run either finishes and
     // commits or does not commit at all; it is never partly there.
     let holder = park_at(&db, 5);
-    let mut runner = db.connect();
-    let pid = backend_pid(&mut runner);
-    let running = thread::spawn(move || up(&mut runner));
-    let mut observer = db.connect();
-    wait_for("the runner to park", || {
-        waiting_for_advisory_lock(&mut observer, pid)
-    });
+    let (_, running) = start_blocked(&db, up);
     signal(cluster.postmaster_pid(), libc::SIGKILL);
     figure("faults injected", 1);
     drop(holder);
     let outcome = running.join().unwrap();
-    drop(observer);
     cluster.restart();
     client = db.connect();
     let applied = match outcome {
@@ -233,13 +203,7 @@ fn t11_the_postmaster_killed_leaves_all_or_nothing() {
     // survives recovery.
     register_parkable(&mut client, 11..=20);
     let holder = park_at(&db, 15);
-    let mut runner = db.connect();
-    let pid = backend_pid(&mut runner);
-    let running = thread::spawn(move || up(&mut runner));
-    let mut observer = db.connect();
-    wait_for("the runner to park", || {
-        waiting_for_advisory_lock(&mut observer, pid)
-    });
+    let (_, running) = start_blocked(&db, up);
     let postmaster = cluster.postmaster_pid();
     // pg_ctl starts the postmaster as a session leader: its process group is the server.
     // SAFETY: getpgid(2) only reads.
@@ -247,7 +211,7 @@ fn t11_the_postmaster_killed_leaves_all_or_nothing() {
     signal(-postmaster, libc::SIGKILL);
     figure("faults injected", 1);
     assert!(running.join().unwrap().is_err());
-    drop((holder, observer));
+    drop(holder);
     cluster.restart();
     assert!(cluster.log().contains("automatic recovery in progress"));
     client = db.connect();
@@ -286,7 +250,7 @@ fn t12_a_client_that_disappears_leaves_all_or_nothing() {
                 )
                 .unwrap()
                 .map_or(0, |row| row.get(0));
-            pid != 0 && waiting_for_advisory_lock(&mut observer, pid)
+            pid != 0 && waiting_for_lock(&mut observer, pid)
         });
         psql.kill().unwrap();
         psql.wait().unwrap();

@@ -313,10 +313,7 @@ fn generated_arguments_for_every_call_get_a_result_or_a_clean_error() {
     let mut client = db.connect();
     client.batch_execute("SET lock_timeout = '2s'").unwrap();
     seed_state(&mut client);
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let pid = backend_pid(&mut client);
     let mut rng = Rng::from_env("fuzz");
     let (mut clean_errors, mut results, mut failures) = (0, 0, Vec::new());
 
@@ -416,10 +413,7 @@ fn generated_arguments_for_every_call_get_a_result_or_a_clean_error() {
     assert_eq!(clean_errors + results, CASES as u64);
 
     // The same backend answered every case, and the server log has no crash in it.
-    let after: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let after = backend_pid(&mut client);
     assert_eq!(after, pid);
     let log = std::fs::read_to_string(format!("{}/server.log", db.server.host)).unwrap();
     assert!(!log.contains("terminated by signal"), "the server crashed");

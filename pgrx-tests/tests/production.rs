@@ -147,20 +147,10 @@ fn apply_interrupted_keeps_the_committed_prefix_and_frees_the_lock() {
         };
         register(&mut setup, &i.to_string(), "step", &body, None);
     }
-    let mut holder = db.connect();
-    holder
-        .batch_execute("SELECT pg_advisory_lock(4343)")
-        .unwrap();
-    let mut runner = db.connect();
-    let pid: i32 = runner
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    let running = thread::spawn(move || runner.batch_execute("CALL migrate.apply()"));
+    let mut holder = hold_advisory_lock(&db, 4343);
+    // The runner waits in migration 4.
+    let (pid, running) = start_blocked(&db, |runner| runner.batch_execute("CALL migrate.apply()"));
     let mut observer = db.connect();
-    wait_for("the runner to reach migration 4", || {
-        waiting_for_advisory_lock(&mut observer, pid)
-    });
     assert_eq!(
         runner_locks(&mut observer, true),
         1,
@@ -270,10 +260,7 @@ fn a_migration_that_cannot_get_its_lock_fails_with_55p03_and_retries() {
 fn waiting_for_the_runner_lock_is_bounded() {
     let db = TestDb::new("runner_wait");
     let mut first = db.connect();
-    let first_pid: i32 = first
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let first_pid = backend_pid(&mut first);
     let mut holding = first.transaction().unwrap();
     holding
         .query_one("SELECT migrate.register('1', 'one', 'SELECT 1')", &[])
