@@ -318,58 +318,63 @@ unsafe fn refusal(node: *mut pg_sys::Node) -> Option<(&'static str, &'static str
 /// `node` must be a valid raw parse tree node.
 unsafe fn changes_own_objects(node: *mut pg_sys::Node) -> Option<&'static str> {
     use pg_sys::ObjectType::{OBJECT_EXTENSION, OBJECT_SCHEMA};
+    const IN_SCHEMA: &str = "a change to an object of schema migrate";
     unsafe {
-        let changes = match (*node).type_ {
-            NodeTag::T_InsertStmt => in_schema((*(node as *mut pg_sys::InsertStmt)).relation),
-            NodeTag::T_UpdateStmt => in_schema((*(node as *mut pg_sys::UpdateStmt)).relation),
-            NodeTag::T_DeleteStmt => in_schema((*(node as *mut pg_sys::DeleteStmt)).relation),
+        match (*node).type_ {
+            NodeTag::T_InsertStmt => {
+                in_schema((*(node as *mut pg_sys::InsertStmt)).relation).then_some(IN_SCHEMA)
+            }
+            NodeTag::T_UpdateStmt => {
+                in_schema((*(node as *mut pg_sys::UpdateStmt)).relation).then_some(IN_SCHEMA)
+            }
+            NodeTag::T_DeleteStmt => {
+                in_schema((*(node as *mut pg_sys::DeleteStmt)).relation).then_some(IN_SCHEMA)
+            }
             NodeTag::T_TruncateStmt => PgList::<pg_sys::RangeVar>::from_pg(
                 (*(node as *mut pg_sys::TruncateStmt)).relations,
             )
             .iter_ptr()
-            .any(|relation| in_schema(relation)),
+            .any(|relation| in_schema(relation))
+            .then_some(IN_SCHEMA),
             NodeTag::T_AlterTableStmt => {
-                in_schema((*(node as *mut pg_sys::AlterTableStmt)).relation)
+                in_schema((*(node as *mut pg_sys::AlterTableStmt)).relation).then_some(IN_SCHEMA)
             }
             NodeTag::T_RenameStmt => {
                 let rename = node as *mut pg_sys::RenameStmt;
-                in_schema((*rename).relation)
+                (in_schema((*rename).relation)
                     || ((*rename).renameType == OBJECT_SCHEMA
                         && is_named((*rename).subname, SCHEMA))
-                    || names_own_object((*rename).object, (*rename).renameType)
+                    || names_own_object((*rename).object, (*rename).renameType))
+                .then_some(IN_SCHEMA)
             }
             NodeTag::T_DropStmt => {
                 let drop = node as *mut pg_sys::DropStmt;
                 PgList::<pg_sys::Node>::from_pg((*drop).objects)
                     .iter_ptr()
                     .any(|object| names_own_object(object, (*drop).removeType))
+                    .then_some(match (*drop).removeType {
+                        OBJECT_EXTENSION => "DROP EXTENSION migrations",
+                        OBJECT_SCHEMA => "DROP SCHEMA migrate",
+                        _ => "DROP of an object of schema migrate",
+                    })
             }
             NodeTag::T_AlterExtensionStmt => is_named(
                 (*(node as *mut pg_sys::AlterExtensionStmt)).extname,
                 EXTENSION,
-            ),
+            )
+            .then_some("ALTER EXTENSION migrations"),
             NodeTag::T_AlterExtensionContentsStmt => is_named(
                 (*(node as *mut pg_sys::AlterExtensionContentsStmt)).extname,
                 EXTENSION,
-            ),
+            )
+            .then_some("ALTER EXTENSION migrations"),
             NodeTag::T_CreateFunctionStmt => {
                 let function = node as *mut pg_sys::CreateFunctionStmt;
-                (*function).replace && qualified_in_schema((*function).funcname)
+                ((*function).replace && qualified_in_schema((*function).funcname))
+                    .then_some("CREATE OR REPLACE FUNCTION in schema migrate")
             }
-            _ => false,
-        };
-        changes.then_some(match (*node).type_ {
-            NodeTag::T_DropStmt => match (*(node as *mut pg_sys::DropStmt)).removeType {
-                OBJECT_EXTENSION => "DROP EXTENSION migrations",
-                OBJECT_SCHEMA => "DROP SCHEMA migrate",
-                _ => "DROP of an object of schema migrate",
-            },
-            NodeTag::T_AlterExtensionStmt | NodeTag::T_AlterExtensionContentsStmt => {
-                "ALTER EXTENSION migrations"
-            }
-            NodeTag::T_CreateFunctionStmt => "CREATE OR REPLACE FUNCTION in schema migrate",
-            _ => "a change to an object of schema migrate",
-        })
+            _ => None,
+        }
     }
 }
 
