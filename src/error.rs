@@ -53,6 +53,8 @@ pub enum Position {
     },
     /// The deferred constraint checks run at the end of a body.
     DeferredChecks,
+    /// What a body leaves in the session, looked at when it has ended.
+    End,
 }
 
 /// Where in which migration something happened, for DETAIL lines.
@@ -89,6 +91,7 @@ impl fmt::Display for Place {
                 "The deferred constraint checks at the end of the {} body",
                 self.body
             )?,
+            Position::End => write!(f, "The end of the {} body", self.body)?,
         }
         write!(f, " of migration \"{}\" ({})", self.version, self.name)?;
         if self.project != crate::DEFAULT_PROJECT {
@@ -206,6 +209,16 @@ pub enum MigrateError {
         hint: &'static str,
         place: Place,
     },
+    /// A statement refused when a running body reaches it through dynamic SQL; the runner adds
+    /// the place.
+    RefusedWhileRunning {
+        statement: &'static str,
+        hint: &'static str,
+    },
+    LeftBehind {
+        left: Vec<String>,
+        place: Place,
+    },
     ScriptLayout {
         problem: String,
     },
@@ -298,6 +311,14 @@ impl From<pgrx::spi::Error> for MigrateError {
     }
 }
 
+fn refused(statement: &str, hint: &str) -> ErrorParts {
+    ErrorParts::new(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        format!("{statement} cannot run inside a migration"),
+    )
+    .hint(hint)
+}
+
 fn quoted_list(items: &[String]) -> String {
     items
         .iter()
@@ -379,10 +400,25 @@ impl From<MigrateError> for ErrorParts {
                     .detail(place.to_string())
                     .hint("Bodies run as SQL inside the server, where psql is not present; remove psql meta-commands.")
             }
-            RefusedStatement { statement, hint, place } => {
-                report(ERRCODE_FEATURE_NOT_SUPPORTED, format!("{statement} cannot run inside a migration"))
-                    .detail(place.to_string())
-                    .hint(hint)
+            RefusedStatement { statement, hint, place } => refused(statement, hint).detail(place.to_string()),
+            RefusedWhileRunning { statement, hint } => refused(statement, hint),
+            LeftBehind { left, place } => {
+                let released = if left.iter().any(|what| what.starts_with("session-level")) {
+                    "\nThe session-level advisory locks it took have been released."
+                } else {
+                    ""
+                };
+                report(
+                    ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "migration \"{}\" ({}) leaves {} behind in the session",
+                        place.version,
+                        place.name,
+                        left.join(", ")
+                    ),
+                )
+                .detail(format!("{place}{released}"))
+                .hint("A body runs as its registrant, but what it leaves in the session is used later as whoever applies it: close the cursors it opens, drop its temporary objects (ON COMMIT DROP is too late), and take advisory locks with pg_advisory_xact_lock().")
             }
             ScriptLayout { problem } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid migration script: {problem}"))
                 .hint("A script has a \"-- migrate:up\" line, the up SQL, and optionally a \"-- migrate:down\" line and the down SQL."),

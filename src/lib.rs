@@ -10,6 +10,7 @@ mod api;
 mod error;
 mod files;
 mod gucs;
+mod leftovers;
 mod parse;
 mod plan;
 mod registry;
@@ -34,6 +35,7 @@ pgrx::extension_sql_file!("../sql/finalize.sql", finalize);
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    leftovers::init();
 }
 
 /// Hooks of the `#[pg_test]` harness.

@@ -10,6 +10,7 @@ use pgrx::pg_sys::{self, NodeTag};
 use pgrx::prelude::*;
 
 use crate::error::{ErrorParts, MigrateError, Place, Position};
+use crate::leftovers;
 
 /// One top-level statement of a body, as a byte range of the body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,14 +213,17 @@ const SCHEMA: &CStr = c"migrate";
 const EXTENSION: &CStr = c"migrations";
 
 /// The statements PostgreSQL refuses inside a function (they call `PreventInTransactionBlock`
-/// or need the client), and those that change the extension's own objects, with the hint to
-/// give.
+/// or need the client), those that change the extension's own objects, and those whose effect
+/// outlives the body (`leftovers`), with the hint to give.
 ///
 /// # Safety
 /// `node` must be a valid raw parse tree node.
 unsafe fn refusal(node: *mut pg_sys::Node) -> Option<(&'static str, &'static str)> {
     if let Some(statement) = unsafe { changes_own_objects(node) } {
         return Some((statement, HINT_OWN_OBJECTS));
+    }
+    if let Some(refused) = unsafe { leftovers::session_statement(node) } {
+        return Some(refused);
     }
     unsafe {
         match (*node).type_ {

@@ -1,24 +1,40 @@
 //! `plan` and `plan_down`: what `up()` and `down()` would run, in order, without running it.
 
-use crate::error::MigrateError;
+use crate::error::{Body, MigrateError, Place, Position};
 use crate::runner::{self, Revert};
 use crate::store::Migration;
-use crate::{session, version};
+use crate::{parse, session, version};
 
 pub type Step = (i32, String, String, String, Option<String>);
 
-fn steps(direction: &str, migrations: Vec<Migration>) -> Vec<Step> {
+/// The steps, once each body is known to pass the checks the runner makes before running it: a
+/// body stored by an earlier release may hold a statement this one refuses.
+fn steps(
+    project: &str,
+    direction: Body,
+    migrations: Vec<Migration>,
+) -> Result<Vec<Step>, MigrateError> {
     migrations
         .into_iter()
         .zip(1..)
         .map(|(migration, step)| {
-            (
+            if let Some(body) = &migration.body {
+                let place = Place {
+                    project: project.to_owned(),
+                    version: migration.version.clone(),
+                    name: migration.name.clone(),
+                    body: direction,
+                    position: Position::Whole,
+                };
+                parse::statements(body, &place)?;
+            }
+            Ok((
                 step,
-                direction.to_owned(),
+                direction.to_string(),
                 migration.version,
                 migration.name,
                 migration.body,
-            )
+            ))
         })
         .collect()
 }
@@ -34,17 +50,19 @@ fn read(
 }
 
 pub fn plan(project: &str, target: Option<&str>) -> Result<Vec<Step>, MigrateError> {
-    Ok(steps(
-        "up",
+    steps(
+        project,
+        Body::Up,
         read(project, || runner::to_apply(project, target))?,
-    ))
+    )
 }
 
 pub fn plan_down(project: &str, steps_back: i32) -> Result<Vec<Step>, MigrateError> {
-    Ok(steps(
-        "down",
+    steps(
+        project,
+        Body::Down,
         read(project, || {
             runner::to_revert(project, Revert::Last(steps_back))
         })?,
-    ))
+    )
 }

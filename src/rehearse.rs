@@ -89,9 +89,7 @@ fn rehearse_in(
     let mut before = Vec::new();
     for (index, up) in ups.iter().enumerate() {
         before.push(run.as_owner(store::catalog)?);
-        match session::subtransaction(|| {
-            runner::run_with_retries(&run.place(up, Body::Up), up, DeferredChecks::AtBodyEnd)
-        }) {
+        match run.run_body_alone(up, Body::Up, DeferredChecks::AtBodyEnd) {
             Ok(duration_ms) => {
                 outcomes[index].up_ok = Some(true);
                 outcomes[index].duration_ms = Some(duration_ms);
@@ -118,13 +116,7 @@ fn rehearse_in(
                 outcomes[index].detail = Some("no down body".to_owned());
                 Some("has no down body")
             }
-            Some(_) => match session::subtransaction(|| {
-                runner::run_with_retries(
-                    &run.place(down, Body::Down),
-                    down,
-                    DeferredChecks::AtBodyEnd,
-                )
-            }) {
+            Some(_) => match run.run_body_alone(down, Body::Down, DeferredChecks::AtBodyEnd) {
                 Ok(duration_ms) => {
                     let after = run.as_owner(store::catalog)?;
                     let differences: Vec<String> = after

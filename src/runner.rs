@@ -7,18 +7,21 @@ use std::time::Instant;
 use pgrx::prelude::*;
 
 use crate::error::{Body, ErrorParts, MigrateError, Place, Position, counted};
+use crate::leftovers::SessionState;
 use crate::parse;
 use crate::session::{self, BodyRunning, FreshSnapshot, LockScope, SessionRunnerLock};
 use crate::store::{self, Migration, Recorder};
 use crate::{gucs, version};
 
 /// What every runner does first: refuse nesting and snapshot-bound isolation levels, find who
-/// acts, and wait for the runner lock before reading any state. The snapshot taken after the
-/// wait is for the reads that follow; `apply` drops it before its first commit.
+/// acts, wait for the runner lock before reading any state, and note what the session holds
+/// that no body may add to. The snapshot taken after the wait is for the reads that follow;
+/// `apply` drops it before its first commit.
 pub(crate) struct Run<'a> {
     pub project: &'a str,
     owner: pg_sys::Oid,
     pub role: String,
+    session: SessionState,
     _session_lock: Option<SessionRunnerLock>,
 }
 
@@ -39,6 +42,7 @@ impl<'a> Run<'a> {
             project,
             owner,
             role,
+            session: SessionState::capture()?,
             _session_lock: session_lock,
         };
         Ok((run, snapshot))
@@ -59,6 +63,31 @@ impl<'a> Run<'a> {
             body,
             position: Position::Whole,
         }
+    }
+
+    /// Runs the `body` of `migration` in the caller's transaction, with retries, and returns
+    /// its duration in ms.
+    pub fn run_body(
+        &self,
+        migration: &Migration,
+        body: Body,
+        deferred: DeferredChecks,
+    ) -> Result<f64, MigrateError> {
+        run_with_retries(&self.place(migration, body), migration, deferred, &self.session)
+    }
+
+    /// The same in a subtransaction of its own: a body that fails is rolled back alone.
+    pub fn run_body_alone(
+        &self,
+        migration: &Migration,
+        body: Body,
+        deferred: DeferredChecks,
+    ) -> Result<f64, MigrateError> {
+        let result = session::subtransaction(|| self.run_body(migration, body, deferred));
+        if result.is_err() {
+            self.session.release_after_failure()?;
+        }
+        result
     }
 
     fn report(&self, migration: &Migration, done: &str, duration_ms: f64) {
@@ -114,12 +143,9 @@ fn up_in_one_transaction(
         return Ok(0);
     };
     for migration in &pending {
-        let duration_ms = run_with_retries(
-            &run.place(migration, Body::Up),
-            migration,
-            DeferredChecks::UnlessRegisteredByAnother,
-        )
-        .map_err(with_enum_hint)?;
+        let duration_ms = run
+            .run_body(migration, Body::Up, DeferredChecks::UnlessRegisteredByAnother)
+            .map_err(with_enum_hint)?;
         run.as_owner(|| recorder.applied(project, migration, &run.role, duration_ms))?;
         run.report(migration, "applied", duration_ms);
     }
@@ -156,13 +182,7 @@ fn apply_committing(
     for migration in &pending {
         // The subtransaction rolls a failed migration back alone, so that its failure can be
         // recorded and committed before the error is raised.
-        match session::subtransaction(|| {
-            run_with_retries(
-                &run.place(migration, Body::Up),
-                migration,
-                DeferredChecks::AtBodyEnd,
-            )
-        }) {
+        match run.run_body_alone(migration, Body::Up, DeferredChecks::AtBodyEnd) {
             Ok(duration_ms) => {
                 run.as_owner(|| recorder.applied(project, migration, &run.role, duration_ms))?;
                 commit();
@@ -287,11 +307,8 @@ pub fn down(function: &'static str, project: &str, which: Revert<'_>) -> Result<
         return Ok(0);
     };
     for migration in &migrations {
-        let duration_ms = run_with_retries(
-            &run.place(migration, Body::Down),
-            migration,
-            DeferredChecks::UnlessRegisteredByAnother,
-        )?;
+        let duration_ms =
+            run.run_body(migration, Body::Down, DeferredChecks::UnlessRegisteredByAnother)?;
         run.as_owner(|| recorder.reverted(project, migration, &run.role, duration_ms))?;
         run.report(migration, "reverted", duration_ms);
     }
@@ -338,10 +355,11 @@ const MAX_BACKOFF_MS: u64 = 5_000;
 /// Runs one body, and again (in a subtransaction, after a pause) while a statement of it fails
 /// to get a lock within `migrate.lock_timeout` and `migrate.lock_retries` allows. Returns the
 /// duration of the successful attempt in ms.
-pub(crate) fn run_with_retries(
+fn run_with_retries(
     place: &Place,
     migration: &Migration,
     deferred: DeferredChecks,
+    session: &SessionState,
 ) -> Result<f64, MigrateError> {
     let retries = gucs::LOCK_RETRIES.get();
     let attempts = retries + 1;
@@ -349,9 +367,13 @@ pub(crate) fn run_with_retries(
     for attempt in 1.. {
         // Without retries the caller's transaction is all there is to roll back.
         let result = if retries == 0 {
-            run_body(place, migration, deferred)
+            run_body(place, migration, deferred, session)
         } else {
-            session::subtransaction(|| run_body(place, migration, deferred))
+            let result = session::subtransaction(|| run_body(place, migration, deferred, session));
+            if result.is_err() {
+                session.release_after_failure()?;
+            }
+            result
         };
         match result {
             Err(MigrateError::BodyFailed { error, place })
@@ -392,11 +414,13 @@ pub(crate) enum DeferredChecks {
     AtBodyEnd,
 }
 
-/// Runs one body as its registrant, statement by statement, and returns its duration in ms.
+/// Runs one body as its registrant, statement by statement, makes sure it left nothing in the
+/// session that `before` lacks, and returns its duration in ms.
 fn run_body(
     place: &Place,
     migration: &Migration,
     deferred: DeferredChecks,
+    before: &SessionState,
 ) -> Result<f64, MigrateError> {
     let body = migration.body.as_deref().unwrap_or_default();
     let mut statements: Vec<(&str, Position)> = parse::statements(body, place)?
@@ -422,9 +446,13 @@ fn run_body(
         statements.push(("SET CONSTRAINTS ALL IMMEDIATE", Position::DeferredChecks));
     }
     let started = Instant::now();
-    let _running = BodyRunning::start();
-    session::as_registrant(registrant, || execute(&statements, place))?;
-    Ok(started.elapsed().as_secs_f64() * 1000.0)
+    {
+        let _running = BodyRunning::start();
+        session::as_registrant(registrant, || execute(&statements, place))?;
+    }
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    before.check(place)?;
+    Ok(duration_ms)
 }
 
 /// Executes the statements and, when one fails, returns the server's error with the statement's

@@ -24,11 +24,16 @@ thread_local! {
 /// Refuses to start `function` while a migration body is running in this backend. Advisory
 /// locks are re-entrant, so the runner lock alone would let a body start a nested run.
 pub fn refuse_nested(function: &'static str) -> Result<(), MigrateError> {
-    if IN_BODY.get() {
+    if body_running() {
         Err(MigrateError::Nested { function })
     } else {
         Ok(())
     }
+}
+
+/// Whether a migration body is running in this backend.
+pub fn body_running() -> bool {
+    IN_BODY.get()
 }
 
 /// Marks a body as running until dropped, also when an error unwinds through it.

@@ -459,3 +459,272 @@ fn pgspot_finds_nothing_unsafe_in_the_extension_sql() {
         figure("pgspot files checked, no finding", 1);
     }
 }
+
+/// A role that may register migrations and create objects in public, and the function it plants:
+/// run by a superuser, `public.pw()` makes the role a superuser too.
+fn hostile_registrant(db: &TestDb, admin: &mut Client, role: &str) -> Client {
+    create_login(admin, role);
+    admin
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA migrate TO {role};
+             GRANT EXECUTE ON FUNCTION migrate.register(text, text, text, text, text) TO {role};
+             GRANT CREATE ON SCHEMA public TO {role};"
+        ))
+        .unwrap();
+    let mut registrant = db.connect_as(role);
+    registrant
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.pw() RETURNS int LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+                     EXECUTE 'ALTER ROLE {role} SUPERUSER';
+                 END IF;
+                 RETURN 1;
+             END $$;"
+        ))
+        .unwrap();
+    registrant
+}
+
+fn is_superuser(admin: &mut Client, role: &str) -> bool {
+    admin
+        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role])
+        .unwrap()
+        .get(0)
+}
+
+/// The statements whose effect outlives a body are refused when a body writes them out, in
+/// either body, with 0A000 and a hint, and nothing is stored.
+#[test]
+fn t25_session_state_statements_are_refused_at_register() {
+    let db = TestDb::new("t25_register");
+    let mut admin = db.connect();
+    let mut mallory = hostile_registrant(&db, &mut admin, "t25_register_mallory");
+    let refused = [
+        (
+            // The reported escalation: at commit the cursor would run pw() as the superuser.
+            "DECLARE c CURSOR WITH HOLD FOR SELECT public.pw() FROM generate_series(1, 2);",
+            "DECLARE CURSOR WITH HOLD",
+        ),
+        ("PREPARE accounts AS SELECT public.pw()", "PREPARE"),
+        ("LISTEN t25", "LISTEN"),
+        ("LOAD 'auto_explain'", "LOAD"),
+    ];
+    for (body, statement) in refused {
+        for (up, down) in [(body, None), ("SELECT 1", Some(body))] {
+            let error = expect_sqlstate(
+                mallory.query_one(
+                    "SELECT migrate.register('1', 'refused', $1, $2)",
+                    &[&format!("CREATE TABLE t25_kept ();\n{up}"), &down],
+                ),
+                "0A000",
+            );
+            assert_eq!(
+                error.message(),
+                format!("{statement} cannot run inside a migration")
+            );
+            assert!(error.hint().is_some_and(|hint| hint.contains("outlives the body")
+                || hint.contains("stays loaded")));
+            figure("privilege checks passed", 1);
+        }
+    }
+    // Declaring a cursor is fine when the body closes it.
+    register(
+        &mut mallory,
+        "1",
+        "closed cursor",
+        "DECLARE c CURSOR FOR SELECT 1; FETCH c; CLOSE c;",
+        None,
+    );
+    assert_eq!(up(&mut admin).unwrap(), 1);
+    assert!(!is_superuser(&mut admin, "t25_register_mallory"));
+    assert_invariant(&mut admin, 0);
+}
+
+/// What the applying session holds that no body may add to, each as a count that is 0 in a
+/// session that ran nothing else.
+const SESSION_STATE: [(&str, &str); 6] = [
+    ("cursors", "SELECT count(*) FROM pg_cursors WHERE name <> ''"),
+    (
+        "prepared statements",
+        "SELECT count(*) FROM pg_prepared_statements WHERE from_sql",
+    ),
+    (
+        "temporary objects",
+        "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema())
+              + (SELECT count(*) FROM pg_type WHERE typnamespace = pg_my_temp_schema())
+              + (SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema())",
+    ),
+    (
+        "advisory locks",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+    ),
+    (
+        "LISTEN channels",
+        "SELECT count(*) FROM pg_listening_channels()",
+    ),
+    (
+        "accounts other than public.accounts",
+        "SELECT count(*) FROM accounts WHERE id <> 1",
+    ),
+];
+
+/// Every kind of session state a body could leave for the caller, each reached the way that gets
+/// past register (dynamic SQL, a function), applied by a superuser in every lane: the migration
+/// fails with the SQLSTATE given, and the superuser's session holds nothing of it afterwards.
+#[test]
+fn t25_a_body_leaves_nothing_in_the_session_that_applies_it() {
+    const ROLE: &str = "t25_mallory";
+    let db = TestDb::new("t25_leftovers");
+    let mut admin = db.connect();
+    admin
+        .batch_execute(
+            "CREATE TABLE public.accounts (id int); INSERT INTO public.accounts VALUES (1);
+             GRANT SELECT ON public.accounts TO PUBLIC;",
+        )
+        .unwrap();
+    let mut mallory = hostile_registrant(&db, &mut admin, ROLE);
+    mallory
+        .batch_execute(
+            "CREATE FUNCTION public.open_cursor() RETURNS refcursor LANGUAGE plpgsql AS $$
+             DECLARE c refcursor := 'accounts';
+             BEGIN OPEN c FOR SELECT public.pw(); RETURN c; END $$;",
+        )
+        .unwrap();
+    let attacks = [
+        (
+            "DO $$ BEGIN EXECUTE 'DECLARE c CURSOR WITH HOLD FOR SELECT public.pw() FROM generate_series(1, 2)'; END $$",
+            "0A000",
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'PREPARE accounts AS SELECT public.pw()'; END $$",
+            "0A000",
+        ),
+        ("DO $$ BEGIN EXECUTE 'LISTEN t25'; END $$", "0A000"),
+        ("DO $$ BEGIN EXECUTE 'LOAD ''auto_explain'''; END $$", "0A000"),
+        ("DECLARE accounts CURSOR FOR SELECT public.pw()", "0A000"),
+        ("SELECT public.open_cursor()", "0A000"),
+        (
+            "CREATE TEMP VIEW accounts AS SELECT public.pw() + 1 AS id",
+            "0A000",
+        ),
+        (
+            "CREATE TEMP TABLE accounts (id int) ON COMMIT DROP;
+             CREATE FUNCTION pg_temp.escalate() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN PERFORM public.pw(); RETURN NEW; END $$;
+             CREATE TRIGGER escalate BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION pg_temp.escalate()",
+            "0A000",
+        ),
+        (
+            "CREATE DOMAIN pg_temp.int4 AS pg_catalog.int4 CHECK (public.pw() = 1)",
+            "0A000",
+        ),
+        ("SELECT pg_advisory_lock(2525)", "0A000"),
+        ("SELECT pg_advisory_lock_shared(25, 26); SELECT 1 / 0", "22012"),
+    ];
+    let lanes = ["up", "apply", "rehearse", "down"];
+    for (case, ((body, sqlstate), lane)) in attacks
+        .iter()
+        .flat_map(|attack| lanes.map(|lane| (attack, lane)))
+        .enumerate()
+    {
+        // A project of its own per case: a failed migration stays pending in its project.
+        let project = format!("p{case}");
+        let (up_body, down_body) = match lane {
+            "down" => ("SELECT 1", Some(*body)),
+            _ => (*body, None),
+        };
+        mallory
+            .query_one(
+                "SELECT migrate.register('1', 'attack', $1, $2, $3)",
+                &[&up_body, &down_body, &project],
+            )
+            .unwrap_or_else(|e| panic!("register {body}: {e:?}"));
+        let context = format!("{lane}: {body}");
+        match lane {
+            "up" => {
+                expect_sqlstate(
+                    admin.query_one("SELECT migrate.up(NULL, $1)", &[&project]),
+                    sqlstate,
+                );
+            }
+            "apply" => {
+                expect_sqlstate(
+                    admin.batch_execute(&format!("CALL migrate.apply(NULL, '{project}')")),
+                    sqlstate,
+                );
+            }
+            "rehearse" => {
+                let row = admin
+                    .query_one(
+                        "SELECT up_ok, detail FROM migrate.rehearse(NULL, $1)",
+                        &[&project],
+                    )
+                    .unwrap();
+                assert_eq!(row.get::<_, Option<bool>>(0), Some(false), "{context}");
+                let detail: String = row.get(1);
+                assert!(detail.contains(&format!("SQLSTATE {sqlstate}")), "{context}: {detail}");
+            }
+            _ => {
+                assert_eq!(
+                    call(&mut admin, &format!("SELECT migrate.up(NULL, '{project}')")),
+                    1
+                );
+                expect_sqlstate(
+                    admin.query_one("SELECT migrate.down(1, $1)", &[&project]),
+                    sqlstate,
+                );
+            }
+        }
+        for (what, query) in SESSION_STATE {
+            assert_eq!(count(&mut admin, query), 0, "{what} left by {context}");
+        }
+        // What the superuser does next in the session runs nothing of mallory's.
+        admin
+            .batch_execute("SELECT 1::int4; INSERT INTO accounts VALUES (1)")
+            .unwrap();
+        assert!(!is_superuser(&mut admin, ROLE), "{context}");
+        figure("privilege checks passed", 1);
+    }
+    assert_eq!(
+        count(
+            &mut admin,
+            "SELECT count(*) FROM migrate.status() WHERE version = '1' AND state = 'applied'"
+        ),
+        attacks.len() as i64,
+        "only the harmless ups of the down lane were applied"
+    );
+}
+
+/// A body stored by an earlier release, before these statements were refused, is refused when
+/// it would run, and when a plan shows it.
+#[test]
+fn t25_a_stored_body_this_release_refuses_is_refused_by_plan_and_up() {
+    const ROLE: &str = "t25_stored_mallory";
+    let db = TestDb::new("t25_stored");
+    let mut admin = db.connect();
+    let mut mallory = hostile_registrant(&db, &mut admin, ROLE);
+    register(&mut mallory, "1", "hold", "SELECT 1", None);
+    // What 0.2.0 stored for the reported escalation.
+    admin
+        .batch_execute(
+            "UPDATE migrate.migrations
+                SET up_sql = 'DECLARE c CURSOR WITH HOLD FOR SELECT public.pw() FROM generate_series(1, 2)',
+                    checksum = encode(sha256(convert_to('DECLARE c CURSOR WITH HOLD FOR SELECT public.pw() FROM generate_series(1, 2)', 'UTF8')), 'hex')",
+        )
+        .unwrap();
+    for call in [
+        "SELECT * FROM migrate.plan()",
+        "SELECT migrate.up()",
+        "CALL migrate.apply()",
+    ] {
+        let error = expect_sqlstate(admin.batch_execute(call), "0A000");
+        assert_eq!(
+            error.message(),
+            "DECLARE CURSOR WITH HOLD cannot run inside a migration",
+            "{call}"
+        );
+        figure("privilege checks passed", 1);
+    }
+    assert!(!is_superuser(&mut admin, ROLE));
+}
