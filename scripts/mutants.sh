@@ -59,6 +59,28 @@ mutant "bookkeeping with the caller's search_path" src/session.rs \
     'Some((c"search_path", c"pg_catalog, pg_temp"))' \
     'None' \
     privileges hostile_search_paths || status=1
+mutant "holdable cursors allowed" src/leftovers.rs \
+    'NodeTag::T_DeclareCursorStmt
+                if' \
+    'NodeTag::T_DeclareCursorStmt
+                if false &&' \
+    privileges t25_ || status=1
+mutant "no utility hook: dynamic SQL reaches PREPARE, LISTEN, LOAD" src/leftovers.rs \
+    'if session::body_running() {' \
+    'if false {' \
+    privileges t25_a_body_leaves_nothing || status=1
+mutant "nothing looked for at the end of a body" src/runner.rs \
+    'before.check(place)?;' \
+    'let _ = before;' \
+    privileges t25_a_body_leaves_nothing || status=1
+mutant "session-level advisory locks of a body kept" src/leftovers.rs \
+    '(before..holds).for_each(|_| lock.release_session_hold());' \
+    'let _ = before;' \
+    privileges t25_a_body_leaves_nothing || status=1
+mutant "session-level advisory locks of a failed body kept" src/leftovers.rs \
+    'self.release_session_locks_added(&SessionState::capture()?);' \
+    'let _ = SessionState::capture()?;' \
+    privileges t25_a_body_leaves_nothing || status=1
 
 rm -rf "$COPY"
 unset CARGO_TARGET_DIR

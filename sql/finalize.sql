@@ -68,7 +68,7 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH registered AS (
-        SELECT m.project, m.version, m.version_key, m.checksum,
+        SELECT m.project, m.version, m.name, m.up_sql, m.down_sql, m.version_key, m.checksum,
                pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(m.up_sql, 'UTF8')), 'hex') AS body_checksum,
                a.version IS NOT NULL AS applied, a.checksum AS applied_checksum, a.event_id,
                (SELECT e.event FROM migrate.events e
@@ -87,8 +87,15 @@ AS $$
                 AND a.version OPERATOR(pg_catalog.=) m.version
          WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
     ), problems AS (
-        SELECT r.project, r.version, r.version_key, 1 AS rank, 'body changed' AS problem,
-               pg_catalog.format('the stored up body has checksum %s, registered as %s', r.body_checksum, r.checksum) AS detail
+        -- a body stored before this release refused one of its statements
+        SELECT r.project, r.version, r.version_key, 0 AS rank, 'refused statement' AS problem, b.refusal AS detail
+          FROM registered r
+         CROSS JOIN LATERAL (VALUES (migrate.body_refusal(r.project, r.version, r.name, r.up_sql, 'up')),
+                                    (migrate.body_refusal(r.project, r.version, r.name, r.down_sql, 'down'))) b(refusal)
+         WHERE b.refusal IS NOT NULL
+        UNION ALL
+        SELECT r.project, r.version, r.version_key, 1, 'body changed',
+               pg_catalog.format('the stored up body has checksum %s, registered as %s', r.body_checksum, r.checksum)
           FROM registered r WHERE r.body_checksum OPERATOR(pg_catalog.<>) r.checksum
         UNION ALL
         SELECT r.project, r.version, r.version_key, 2, 'checksum mismatch',

@@ -7,8 +7,8 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::error::MigrateError;
-use crate::{adopt, plan, registry, rehearse, runner};
+use crate::error::{Body, ErrorParts, MigrateError, Place, Position};
+use crate::{adopt, parse, plan, registry, rehearse, runner};
 
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateError> {
     value.ok_or(MigrateError::NullArgument { argument })
@@ -261,4 +261,30 @@ fn adopt(
         required(project, "project")?,
         required(tool, "tool")?,
     )?)
+}
+
+/// For `migrate.verify()`: why this release would refuse a stored body (one stored by an earlier
+/// release, before its statement was refused), or NULL when it would run it.
+#[pg_extern(stable, parallel_safe)]
+fn body_refusal(
+    project: &str,
+    version: &str,
+    name: &str,
+    body: &str,
+    direction: &str,
+) -> Option<String> {
+    let place = Place {
+        project: project.to_owned(),
+        version: version.to_owned(),
+        name: name.to_owned(),
+        body: if direction == "down" {
+            Body::Down
+        } else {
+            Body::Up
+        },
+        position: Position::Whole,
+    };
+    parse::statements(body, &place)
+        .err()
+        .map(|refusal| ErrorParts::from(refusal).summary())
 }

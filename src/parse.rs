@@ -618,6 +618,13 @@ mod tests {
                 "ALTER SCHEMA migrate RENAME TO m",
                 "a change to an object of schema migrate",
             ),
+            (
+                "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+                "DECLARE CURSOR WITH HOLD",
+            ),
+            ("PREPARE p AS SELECT 1", "PREPARE"),
+            ("LISTEN channel", "LISTEN"),
+            ("LOAD 'auto_explain'", "LOAD"),
         ] {
             match statements(&format!("SELECT 1;\n{sql}"), &place()) {
                 Err(MigrateError::RefusedStatement {
@@ -640,6 +647,12 @@ mod tests {
             "COPY t FROM '/tmp/file'",
             "REFRESH MATERIALIZED VIEW CONCURRENTLY mv",
             "CREATE INDEX i ON t (x)",
+            // Session state the body itself ends, and messages sent at commit.
+            "DECLARE c CURSOR FOR SELECT 1",
+            "CLOSE c",
+            "UNLISTEN *",
+            "NOTIFY channel, 'reload'",
+            "CREATE TEMP TABLE scratch (x int)",
             // Reading the books, granting on them, and names that only look alike are fine.
             "SELECT * FROM migrate.status()",
             "GRANT EXECUTE ON FUNCTION migrate.status(text) TO reader",

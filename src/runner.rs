@@ -73,7 +73,12 @@ impl<'a> Run<'a> {
         body: Body,
         deferred: DeferredChecks,
     ) -> Result<f64, MigrateError> {
-        run_with_retries(&self.place(migration, body), migration, deferred, &self.session)
+        run_with_retries(
+            &self.place(migration, body),
+            migration,
+            deferred,
+            &self.session,
+        )
     }
 
     /// The same in a subtransaction of its own: a body that fails is rolled back alone.
@@ -144,7 +149,11 @@ fn up_in_one_transaction(
     };
     for migration in &pending {
         let duration_ms = run
-            .run_body(migration, Body::Up, DeferredChecks::UnlessRegisteredByAnother)
+            .run_body(
+                migration,
+                Body::Up,
+                DeferredChecks::UnlessRegisteredByAnother,
+            )
             .map_err(with_enum_hint)?;
         run.as_owner(|| recorder.applied(project, migration, &run.role, duration_ms))?;
         run.report(migration, "applied", duration_ms);
@@ -307,8 +316,11 @@ pub fn down(function: &'static str, project: &str, which: Revert<'_>) -> Result<
         return Ok(0);
     };
     for migration in &migrations {
-        let duration_ms =
-            run.run_body(migration, Body::Down, DeferredChecks::UnlessRegisteredByAnother)?;
+        let duration_ms = run.run_body(
+            migration,
+            Body::Down,
+            DeferredChecks::UnlessRegisteredByAnother,
+        )?;
         run.as_owner(|| recorder.reverted(project, migration, &run.role, duration_ms))?;
         run.report(migration, "reverted", duration_ms);
     }

@@ -138,16 +138,16 @@ fn dump_and_restore_keep_bodies_history_and_status() {
     }
 }
 
-/// The release before this one, installed from its frozen script (see `scripts/test.sh`).
-const PREVIOUS: &str = "0.1.0";
+/// The earlier releases, installed from their frozen scripts (see `scripts/test.sh`).
+const PREVIOUS: [&str; 2] = ["0.1.0", "0.2.0"];
 
-/// A database with the previous release and some state: migrations 1-5 registered with logged
+/// A database with an earlier release and some state: migrations 1-5 registered with logged
 /// bodies, 1-3 applied, 4 reverted once.
-fn at_previous_release(name: &str) -> (TestDb, Client) {
+fn at_previous_release(name: &str, release: &str) -> (TestDb, Client) {
     let db = TestDb::empty(name);
     let mut client = db.connect();
     client
-        .batch_execute(&format!("CREATE EXTENSION migrations VERSION '{PREVIOUS}'"))
+        .batch_execute(&format!("CREATE EXTENSION migrations VERSION '{release}'"))
         .unwrap();
     create_applied_log(&mut client);
     for i in 1..=5 {
@@ -195,22 +195,35 @@ fn members(client: &mut Client) -> Vec<String> {
 }
 
 #[test]
-fn t24_the_previous_release_updates_in_place_during_a_run() {
-    let (db, mut client) = at_previous_release("t24_update");
+fn t24_every_earlier_release_updates_in_place_during_a_run() {
     let mut fresh = TestDb::new("t24_fresh").connect();
     let current = extension_version(&mut fresh);
-    assert_ne!(extension_version(&mut client), current);
     assert_eq!(
         text_rows(
-            &mut client,
-            &[
+            &mut fresh,
+            &[&format!(
                 "SELECT source || ' > ' || target FROM pg_extension_update_paths('migrations')
-                WHERE path IS NOT NULL ORDER BY 1"
-            ]
+                  WHERE path IS NOT NULL AND (target = '{current}' OR source = '{current}') ORDER BY 1"
+            )]
         ),
-        [format!("{PREVIOUS} > {current}")],
-        "one way up, no way down"
+        PREVIOUS.map(|release| format!("{release} > {current}")),
+        "a way up from every earlier release, no way down"
     );
+    for (index, release) in PREVIOUS.iter().enumerate() {
+        update_during_a_run(
+            &format!("t24_update_{index}"),
+            release,
+            &current,
+            &mut fresh,
+        );
+    }
+}
+
+/// Updates a database at `release` to `current` while a runner of `release` is in the middle of
+/// a run, and compares the result with the `fresh` install.
+fn update_during_a_run(name: &str, release: &str, current: &str, fresh: &mut Client) {
+    let (db, mut client) = at_previous_release(name, release);
+    assert_eq!(extension_version(&mut client), release);
     // Migration 6 parks its runner on an advisory lock this test holds.
     register(
         &mut client,
@@ -262,17 +275,28 @@ fn t24_the_previous_release_updates_in_place_during_a_run() {
         text_rows(&mut client, &["SELECT problem FROM migrate.verify()"]).is_empty(),
         "the new call works on the old state"
     );
-    assert_eq!(members(&mut client), members(&mut fresh));
+    assert_eq!(
+        members(&mut client),
+        members(fresh),
+        "updated from {release}"
+    );
     assert_invariant(&mut client, 0);
 }
 
 #[test]
-fn t24_a_dump_of_the_previous_release_restores_onto_the_current_one() {
-    let (_db, mut client) = at_previous_release("t24_old_dump");
+fn t24_a_dump_of_an_earlier_release_restores_onto_the_current_one() {
+    for (index, release) in PREVIOUS.iter().enumerate() {
+        dump_of_release_restores(index, release);
+    }
+}
+
+fn dump_of_release_restores(index: usize, release: &str) {
+    let source = format!("t24_old_dump_{index}");
+    let (_db, mut client) = at_previous_release(&source, release);
     let before = snapshot(&mut client);
-    for restored in dump_and_restore("t24_old_dump", "t24_old_restored") {
+    for restored in dump_and_restore(&source, &format!("t24_old_restored_{index}")) {
         let mut client = restored.connect();
-        assert_ne!(extension_version(&mut client), PREVIOUS);
+        assert_ne!(extension_version(&mut client), release);
         assert_eq!(snapshot(&mut client), before, "{}", restored.name);
         assert_eq!(
             text_rows(

@@ -523,8 +523,9 @@ fn t25_session_state_statements_are_refused_at_register() {
                 error.message(),
                 format!("{statement} cannot run inside a migration")
             );
-            assert!(error.hint().is_some_and(|hint| hint.contains("outlives the body")
-                || hint.contains("stays loaded")));
+            assert!(error.hint().is_some_and(
+                |hint| hint.contains("outlives the body") || hint.contains("stays loaded")
+            ));
             figure("privilege checks passed", 1);
         }
     }
@@ -544,7 +545,10 @@ fn t25_session_state_statements_are_refused_at_register() {
 /// What the applying session holds that no body may add to, each as a count that is 0 in a
 /// session that ran nothing else.
 const SESSION_STATE: [(&str, &str); 6] = [
-    ("cursors", "SELECT count(*) FROM pg_cursors WHERE name <> ''"),
+    (
+        "cursors",
+        "SELECT count(*) FROM pg_cursors WHERE name <> ''",
+    ),
     (
         "prepared statements",
         "SELECT count(*) FROM pg_prepared_statements WHERE from_sql",
@@ -663,7 +667,10 @@ fn t25_a_body_leaves_nothing_in_the_session_that_applies_it() {
                     .unwrap();
                 assert_eq!(row.get::<_, Option<bool>>(0), Some(false), "{context}");
                 let detail: String = row.get(1);
-                assert!(detail.contains(&format!("SQLSTATE {sqlstate}")), "{context}: {detail}");
+                assert!(
+                    detail.contains(&format!("SQLSTATE {sqlstate}")),
+                    "{context}: {detail}"
+                );
             }
             _ => {
                 assert_eq!(
@@ -727,4 +734,15 @@ fn t25_a_stored_body_this_release_refuses_is_refused_by_plan_and_up() {
         figure("privilege checks passed", 1);
     }
     assert!(!is_superuser(&mut admin, ROLE));
+    // verify() names it, as the reader role sees it.
+    let problems = text_rows(
+        &mut admin,
+        &["SELECT version || ' ' || problem || ': ' || detail FROM migrate.verify()"],
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with("1 refused statement: SQLSTATE 0A000: DECLARE CURSOR WITH HOLD cannot run inside a migration\nStatement 1 (line 1) of the up body"),
+        "{problems:?}"
+    );
+    assert!(problems[1].starts_with("1 failed"), "{problems:?}");
 }
