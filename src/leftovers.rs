@@ -84,29 +84,26 @@ unsafe extern "C-unwind" fn refuse_session_statements(
                 .report(PgLogLevel::ERROR);
         }
     }
+    // The next hook and the standard one have different Rust types: one call written for both.
+    macro_rules! pass_on {
+        ($next:expr) => {
+            $next(
+                statement,
+                query,
+                read_only_tree,
+                context,
+                params,
+                environment,
+                destination,
+                completion,
+            )
+        };
+    }
     // SAFETY: the arguments are the server's, passed on unchanged.
     unsafe {
         match NEXT_PROCESS_UTILITY.get().copied().flatten() {
-            Some(next) => next(
-                statement,
-                query,
-                read_only_tree,
-                context,
-                params,
-                environment,
-                destination,
-                completion,
-            ),
-            None => pg_sys::standard_ProcessUtility(
-                statement,
-                query,
-                read_only_tree,
-                context,
-                params,
-                environment,
-                destination,
-                completion,
-            ),
+            Some(next) => pass_on!(next),
+            None => pass_on!(pg_sys::standard_ProcessUtility),
         }
     }
 }

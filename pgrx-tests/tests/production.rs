@@ -141,7 +141,8 @@ fn apply_interrupted_keeps_the_committed_prefix_and_frees_the_lock() {
     let mut setup = db.connect();
     for i in 1..=5 {
         let body = if i == 4 {
-            "CREATE TABLE q4 (); SELECT pg_advisory_lock(4343);".to_owned()
+            "CREATE TABLE q4 (); SELECT pg_advisory_lock(4343); SELECT pg_advisory_unlock(4343);"
+                .to_owned()
         } else {
             format!("CREATE TABLE q{i} ()")
         };
