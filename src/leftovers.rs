@@ -108,7 +108,7 @@ unsafe extern "C-unwind" fn refuse_session_statements(
     }
 }
 
-/// An advisory lock this backend holds, as `pg_locks` shows it.
+/// An advisory lock this backend holds, in the terms of `pg_locks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct AdvisoryLock {
     classid: u32,
@@ -139,9 +139,9 @@ impl AdvisoryLock {
         }
     }
 
-    /// How many times the session holds this lock at session level. `pg_locks` does not tell the
-    /// session's holds from the transaction's; the backend's own lock entry does, and taking the
-    /// lock once more (it is held, so this never waits) is how to reach it.
+    /// How many times the session holds this lock at session level. The shared lock table does
+    /// not tell the session's holds from the transaction's; the backend's own lock entry does,
+    /// and taking the lock once more (it is held, so this never waits) is how to reach it.
     fn session_holds(&self) -> i64 {
         let tag = self.tag();
         let mut local: *mut pg_sys::LOCALLOCK = std::ptr::null_mut();
@@ -186,6 +186,56 @@ impl fmt::Display for AdvisoryLock {
     }
 }
 
+/// The advisory locks this backend holds in its database, read from its own entries in the
+/// shared lock table: the lists, one per lock partition, that its PGPROC heads. `pg_locks` would
+/// copy the whole server's lock table after every body.
+fn advisory_locks_held() -> Vec<AdvisoryLock> {
+    /// A link of a circular list: `SHM_QUEUE` up to PostgreSQL 15, `dlist_node` from 16, both
+    /// `{ prev, next }`, embedded in each PROCLOCK as `procLink`.
+    #[repr(C)]
+    struct Link {
+        prev: *mut Link,
+        next: *mut Link,
+    }
+    let link_offset = std::mem::offset_of!(pg_sys::PROCLOCK, procLink);
+    let mut held = Vec::new();
+    for partition in 0..pg_sys::NUM_LOCK_PARTITIONS as usize {
+        // SAFETY: the partition's lock is held (shared) while its list is read: another backend
+        // may add to this backend's lists when it moves fast-path locks to the shared table.
+        // MyProc and MyDatabaseId are set before any statement runs.
+        unsafe {
+            let partition_lock = &raw mut (*pg_sys::MainLWLockArray
+                .add(pg_sys::LOCK_MANAGER_LWLOCK_OFFSET as usize + partition))
+            .lock;
+            pg_sys::LWLockAcquire(partition_lock, pg_sys::LWLockMode::LW_SHARED);
+            let head = (&raw mut (*pg_sys::MyProc).myProcLocks[partition]).cast::<Link>();
+            let mut link = (*head).next;
+            while !link.is_null() && link != head {
+                let proclock = link.cast::<u8>().sub(link_offset).cast::<pg_sys::PROCLOCK>();
+                let tag = (*(*proclock).tag.myLock).tag;
+                if tag.locktag_type == pg_sys::LockTagType::LOCKTAG_ADVISORY as u8
+                    && tag.locktag_field1 == pg_sys::MyDatabaseId.to_u32()
+                {
+                    for exclusive in [true, false] {
+                        let lock = AdvisoryLock {
+                            classid: tag.locktag_field2,
+                            objid: tag.locktag_field3,
+                            objsubid: tag.locktag_field4,
+                            exclusive,
+                        };
+                        if (*proclock).holdMask & (1 << lock.mode()) != 0 {
+                            held.push(lock);
+                        }
+                    }
+                }
+                link = (*link).next;
+            }
+            pg_sys::LWLockRelease(partition_lock);
+        }
+    }
+    held
+}
+
 /// What a body may not add to the session, in the caller's session as a run starts.
 pub struct SessionState {
     /// Open cursors, by what tells them apart: name, query and creation time, so that a body
@@ -197,18 +247,11 @@ pub struct SessionState {
     temporary: BTreeMap<(u32, u32), String>,
 }
 
-/// Cursors (every portal a name can reach, `pg_cursors`) and advisory locks of this backend, in
-/// one statement. Fully qualified: it runs under the caller's search_path.
-const CURSORS_AND_LOCKS: &str = "
-SELECT c.name, pg_catalog.concat_ws(' ', c.name, c.creation_time, c.statement),
-       NULL::pg_catalog.oid, NULL::pg_catalog.oid, NULL::pg_catalog.int2, NULL::pg_catalog.bool
-  FROM pg_catalog.pg_cursor() c
-UNION ALL
-SELECT NULL, NULL, l.classid, l.objid, l.objsubid, l.mode OPERATOR(pg_catalog.=) 'ExclusiveLock'
-  FROM pg_catalog.pg_lock_status() l
- WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
-   AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
-   AND l.database OPERATOR(pg_catalog.=) $1";
+/// Cursors: every portal a name can reach. Fully qualified: it runs under the caller's
+/// search_path.
+const CURSORS: &str = "
+SELECT c.name, pg_catalog.concat_ws(' ', c.name, c.creation_time, c.statement)
+  FROM pg_catalog.pg_cursor() c";
 
 /// Every kind of object a temporary schema can hold.
 const TEMPORARY_OBJECTS: &str = "
@@ -230,27 +273,17 @@ SELECT o.classid, o.objid, pg_catalog.pg_describe_object(o.classid, o.objid, 0)
 
 impl SessionState {
     pub fn capture() -> Result<Self, MigrateError> {
-        let mut cursors = BTreeMap::new();
-        let mut locks = Vec::new();
-        // SAFETY: the backend's own database.
-        let database = unsafe { pg_sys::MyDatabaseId };
-        select_kept(CURSORS_AND_LOCKS, database, |rows| {
+        let cursors = select_kept(CURSORS, None, |rows| {
+            let mut cursors = BTreeMap::new();
             for row in rows {
-                match row.get::<String>(1)? {
-                    Some(name) => {
-                        cursors.insert(row.get::<String>(2)?.unwrap_or_default(), name);
-                    }
-                    None => locks.push(AdvisoryLock {
-                        classid: row.get::<pg_sys::Oid>(3)?.unwrap_or_default().to_u32(),
-                        objid: row.get::<pg_sys::Oid>(4)?.unwrap_or_default().to_u32(),
-                        objsubid: row.get::<i16>(5)?.unwrap_or_default() as u16,
-                        exclusive: row.get::<bool>(6)?.unwrap_or_default(),
-                    }),
-                }
+                cursors.insert(
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<String>(1)?.unwrap_or_default(),
+                );
             }
-            Ok(())
+            Ok(cursors)
         })?;
-        let session_locks = locks
+        let session_locks = advisory_locks_held()
             .into_iter()
             .filter_map(|lock| {
                 let holds = lock.session_holds();
@@ -320,7 +353,7 @@ fn temporary_objects() -> Result<BTreeMap<(u32, u32), String>, MigrateError> {
     if schema == pg_sys::InvalidOid {
         return Ok(BTreeMap::new());
     }
-    Ok(select_kept(TEMPORARY_OBJECTS, schema, |rows| {
+    Ok(select_kept(TEMPORARY_OBJECTS, Some(schema), |rows| {
         let mut objects = BTreeMap::new();
         for row in rows {
             let object = (
@@ -338,19 +371,23 @@ thread_local! {
     static PLANS: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
-/// Runs `query`, whose one parameter is an oid, through a plan kept for the backend's life.
+/// Runs `query`, with one oid parameter or none, through a plan kept for the backend's life.
 fn select_kept<R>(
     query: &'static str,
-    argument: pg_sys::Oid,
+    argument: Option<pg_sys::Oid>,
     read: impl FnOnce(SpiTupleTable<'_>) -> SpiResult<R>,
 ) -> SpiResult<R> {
+    let types: Vec<PgOid> = argument
+        .iter()
+        .map(|_| PgOid::BuiltIn(PgBuiltInOids::OIDOID))
+        .collect();
+    let arguments: Vec<_> = argument.into_iter().map(Into::into).collect();
     Spi::connect(|client| {
         PLANS.with_borrow_mut(|plans| {
             if !plans.contains_key(query) {
-                let plan = client.prepare(query, &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)])?;
-                plans.insert(query, plan.keep());
+                plans.insert(query, client.prepare(query, &types)?.keep());
             }
-            read(client.select(&plans[query], None, &[argument.into()])?)
+            read(client.select(&plans[query], None, &arguments)?)
         })
     })
 }
