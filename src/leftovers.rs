@@ -211,7 +211,10 @@ fn advisory_locks_held() -> Vec<AdvisoryLock> {
             let head = (&raw mut (*pg_sys::MyProc).myProcLocks[partition]).cast::<Link>();
             let mut link = (*head).next;
             while !link.is_null() && link != head {
-                let proclock = link.cast::<u8>().sub(link_offset).cast::<pg_sys::PROCLOCK>();
+                let proclock = link
+                    .cast::<u8>()
+                    .sub(link_offset)
+                    .cast::<pg_sys::PROCLOCK>();
                 let tag = (*(*proclock).tag.myLock).tag;
                 if tag.locktag_type == pg_sys::LockTagType::LOCKTAG_ADVISORY as u8
                     && tag.locktag_field1 == pg_sys::MyDatabaseId.to_u32()
