@@ -66,6 +66,5 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::UNIT_KB,
     );
-    // SAFETY: called once from _PG_init with a static name.
-    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"migrate".as_ptr()) };
+    crate::compat::reserve_guc_prefix(c"migrate");
 }

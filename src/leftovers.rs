@@ -23,7 +23,7 @@ use pgrx::spi::{OwnedPreparedStatement, SpiResult, SpiTupleTable};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{MigrateError, Place, Position};
-use crate::session;
+use crate::{compat, session};
 
 const HINT_HOLD: &str = "A holdable cursor outlives the body and runs its query at commit, as whoever commits: declare the cursor without WITH HOLD, and close it before the body ends.";
 const HINT_PREPARE: &str = "A prepared statement outlives the body, and runs as whoever executes it later in the session: run the statement itself.";
@@ -144,12 +144,11 @@ impl AdvisoryLock {
     /// and taking the lock once more (it is held, so this never waits) is how to reach it.
     fn session_holds(&self) -> i64 {
         let tag = self.tag();
-        let mut local: *mut pg_sys::LOCALLOCK = std::ptr::null_mut();
         // SAFETY: the lock is held by this backend, so the acquisition is granted at once and
-        // fills `local`; the release gives back exactly the hold it added, for the current
+        // returns its entry; the release gives back exactly the hold it added, for the current
         // resource owner.
         unsafe {
-            pg_sys::LockAcquireExtended(&tag, self.mode(), false, true, true, &mut local);
+            let local = compat::acquire_again(&tag, self.mode());
             let holds = if local.is_null() {
                 0
             } else {

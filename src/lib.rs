@@ -7,6 +7,7 @@
 
 mod adopt;
 mod api;
+mod compat;
 mod error;
 mod files;
 mod gucs;

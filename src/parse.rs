@@ -10,7 +10,7 @@ use pgrx::pg_sys::{self, NodeTag};
 use pgrx::prelude::*;
 
 use crate::error::{ErrorParts, MigrateError, Place, Position};
-use crate::leftovers;
+use crate::{compat, leftovers};
 
 /// One top-level statement of a body, as a byte range of the body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -405,8 +405,7 @@ unsafe fn qualified_in_schema(names: *mut pg_sys::List) -> bool {
 
 unsafe fn string_is(node: *mut pg_sys::Node, expected: &CStr) -> bool {
     unsafe {
-        (*node).type_ == NodeTag::T_String
-            && is_named((*(node as *mut pg_sys::String)).sval, expected)
+        (*node).type_ == NodeTag::T_String && is_named(compat::string_node_text(node), expected)
     }
 }
 
