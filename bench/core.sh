@@ -13,7 +13,8 @@ N=${N:-1000}
 RUNS=${RUNS:-7}
 DIR=${MIGRATIONS_BENCH_DIR:-/tmp/migrations-bench}
 PORT=${MIGRATIONS_BENCH_PORT:-54334}
-BIN=/usr/lib/postgresql/15/bin
+source scripts/postgres.sh
+BIN=$PG_BIN
 
 bash scripts/setup.sh
 echo "building the release extension..." >&2

@@ -16,7 +16,8 @@ N_DDL=${N_DDL:-300}
 RUNS=${RUNS:-3}
 DIR=${MIGRATIONS_BENCH_DIR:-/tmp/migrations-peers}
 PORT=${MIGRATIONS_BENCH_PORT:-54335}
-BIN=/usr/lib/postgresql/15/bin
+source scripts/postgres.sh
+BIN=$PG_BIN
 TOOLS=$DIR-tools
 
 bash scripts/setup.sh

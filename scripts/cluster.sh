@@ -6,7 +6,8 @@
 # LISTEN_ADDRESSES (default: none, Unix socket only) may name 127.0.0.1 for clients that need TCP.
 set -euo pipefail
 
-PG_BIN=/usr/lib/postgresql/15/bin
+# PG_BIN (default: the main major's, see postgres.sh) picks the server.
+source "$(dirname "$0")/postgres.sh"
 # runuser lives in /usr/sbin, which a bare PATH may lack.
 export PATH=$PATH:/usr/sbin:/sbin
 action=${1:?usage: cluster.sh start|stop DIR [PORT]}

@@ -4,13 +4,14 @@
 # psql, then runs up, status, down and down_to, printing every statement and its real output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/postgres.sh
 
 DIR=${MIGRATIONS_DEMO_DIR:-/tmp/migrations-demo}
 PORT=${MIGRATIONS_DEMO_PORT:-54333}
 
 bash scripts/setup.sh
 echo "== building and installing the extension"
-cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
+cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 bash scripts/cluster.sh stop "$DIR"
 trap 'bash scripts/cluster.sh stop "$DIR"' EXIT
 eval "$(bash scripts/cluster.sh start "$DIR" "$PORT")"

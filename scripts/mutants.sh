@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+source scripts/postgres.sh
 COPY=$ROOT/target/mutant-src
 export CARGO_TARGET_DIR=$ROOT/target/mutants
 

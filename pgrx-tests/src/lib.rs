@@ -58,6 +58,39 @@ impl Server {
     }
 }
 
+/// Runs a client program (`pg_dump`, `pg_restore`, `psql`) of the PostgreSQL in `bin` against
+/// `server`, and fails the test when it fails.
+pub fn run_client_program(bin: &str, server: &Server, program: &str, args: &[&str]) {
+    let output = std::process::Command::new(format!("{bin}/{program}"))
+        .args([
+            "-h",
+            &server.host,
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Everything the extension knows, as text rows, for comparison.
+pub fn snapshot(client: &mut Client) -> Vec<String> {
+    let queries = [
+        "SELECT s::text FROM migrate.status() s",
+        "SELECT h::text FROM migrate.history() h",
+        "SELECT m::text FROM migrate.migrations m ORDER BY project, version",
+        "SELECT a::text FROM migrate.applied a ORDER BY project, version",
+    ];
+    text_rows(client, &queries)
+}
+
 /// A database of its own for one test, with the extension installed.
 pub struct TestDb {
     pub name: String,

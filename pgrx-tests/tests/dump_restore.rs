@@ -1,32 +1,10 @@
 //! pg_dump and restore keep every body, every history row, and status() (T24); a database at
 //! the previous release updates in place, and its dumps restore onto the current one.
 
-use std::process::Command;
-
 use migrations_tests::*;
 
 fn run(program: &str, args: &[&str]) {
-    let output = Command::new(format!("{}/{program}", pg_bin()))
-        .args(["-h", &host(), "-p", &port().to_string(), "-U", "postgres"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Everything the extension knows, as text rows, for comparison.
-fn snapshot(client: &mut Client) -> Vec<String> {
-    let queries = [
-        "SELECT s::text FROM migrate.status() s",
-        "SELECT h::text FROM migrate.history() h",
-        "SELECT m::text FROM migrate.migrations m ORDER BY project, version",
-        "SELECT a::text FROM migrate.applied a ORDER BY project, version",
-    ];
-    text_rows(client, &queries)
+    run_client_program(&pg_bin(), &Server::shared(), program, args);
 }
 
 /// Dumps database `source` in the custom and the plain format and restores each into a new
