@@ -366,12 +366,12 @@ const MAX_BACKOFF_MS: u64 = 5_000;
 
 /// Runs one body, and again (in a subtransaction, after a pause) while a statement of it fails
 /// to get a lock within `migrate.lock_timeout` and `migrate.lock_retries` allows. Returns the
-/// duration of the successful attempt in ms.
+/// duration of the successful attempt in ms. `before` is the session as the call found it.
 fn run_with_retries(
     place: &Place,
     migration: &Migration,
     deferred: DeferredChecks,
-    session: &SessionState,
+    before: &SessionState,
 ) -> Result<f64, MigrateError> {
     let retries = gucs::LOCK_RETRIES.get();
     let attempts = retries + 1;
@@ -379,11 +379,11 @@ fn run_with_retries(
     for attempt in 1.. {
         // Without retries the caller's transaction is all there is to roll back.
         let result = if retries == 0 {
-            run_body(place, migration, deferred, session)
+            run_body(place, migration, deferred, before)
         } else {
-            let result = session::subtransaction(|| run_body(place, migration, deferred, session));
+            let result = session::subtransaction(|| run_body(place, migration, deferred, before));
             if result.is_err() {
-                session.release_after_failure()?;
+                before.release_after_failure()?;
             }
             result
         };
