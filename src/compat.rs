@@ -21,6 +21,7 @@ pub fn reserve_guc_prefix(prefix: &CStr) {
 /// # Safety
 /// `node` must be a valid node of type `T_String`.
 pub unsafe fn string_node_text(node: *mut pg_sys::Node) -> *const c_char {
+    // SAFETY: the caller passes a T_String node, which is this major's struct.
     unsafe {
         #[cfg(feature = "pg14")]
         return (*(node as *mut pg_sys::Value)).val.str_;
@@ -39,6 +40,7 @@ pub unsafe fn acquire_again(
     mode: pg_sys::LOCKMODE,
 ) -> *mut pg_sys::LOCALLOCK {
     let mut local: *mut pg_sys::LOCALLOCK = std::ptr::null_mut();
+    // SAFETY: `local` is a valid out-pointer; the caller holds the lock, so nothing waits.
     unsafe {
         #[cfg(not(feature = "pg18"))]
         pg_sys::LockAcquireExtended(tag, mode, false, true, true, &mut local);
