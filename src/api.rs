@@ -7,7 +7,7 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::error::{Body, ErrorParts, MigrateError, Place, Position};
+use crate::error::{Body, ErrorParts, MigrateError, Place};
 use crate::{adopt, parse, plan, registry, rehearse, runner};
 
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateError> {
@@ -273,17 +273,12 @@ fn body_refusal(
     body: &str,
     direction: &str,
 ) -> Option<String> {
-    let place = Place {
-        project: project.to_owned(),
-        version: version.to_owned(),
-        name: name.to_owned(),
-        body: if direction == "down" {
-            Body::Down
-        } else {
-            Body::Up
-        },
-        position: Position::Whole,
+    let body_kind = if direction == "down" {
+        Body::Down
+    } else {
+        Body::Up
     };
+    let place = Place::whole(project, version, name, body_kind);
     parse::statements(body, &place)
         .err()
         .map(|refusal| ErrorParts::from(refusal).summary())

@@ -68,6 +68,17 @@ pub struct Place {
 }
 
 impl Place {
+    /// The whole `body` of migration `version` (`name`) of `project`.
+    pub fn whole(project: &str, version: &str, name: &str, body: Body) -> Place {
+        Place {
+            project: project.to_owned(),
+            version: version.to_owned(),
+            name: name.to_owned(),
+            body,
+            position: Position::Whole,
+        }
+    }
+
     pub fn at(&self, position: Position) -> Place {
         Place {
             position,

@@ -1,6 +1,6 @@
 //! `plan` and `plan_down`: what `up()` and `down()` would run, in order, without running it.
 
-use crate::error::{Body, MigrateError, Place, Position};
+use crate::error::{Body, MigrateError, Place};
 use crate::runner::{self, Revert};
 use crate::store::Migration;
 use crate::{parse, session, version};
@@ -19,13 +19,7 @@ fn steps(
         .zip(1..)
         .map(|(migration, step)| {
             if let Some(body) = &migration.body {
-                let place = Place {
-                    project: project.to_owned(),
-                    version: migration.version.clone(),
-                    name: migration.name.clone(),
-                    body: direction,
-                    position: Position::Whole,
-                };
+                let place = Place::whole(project, &migration.version, &migration.name, direction);
                 parse::statements(body, &place)?;
             }
             Ok((

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use pgrx::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Body, MigrateError, Place, Position, counted};
+use crate::error::{Body, MigrateError, Place, counted};
 use crate::store::{self, NewMigration, Registered};
 use crate::{files, gucs, parse, script, session, version};
 
@@ -32,13 +32,7 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     fn place(&self, body: Body) -> Place {
-        Place {
-            project: self.project.to_owned(),
-            version: self.version.to_owned(),
-            name: self.name.to_owned(),
-            body,
-            position: Position::Whole,
-        }
+        Place::whole(self.project, self.version, self.name, body)
     }
 }
 

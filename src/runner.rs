@@ -56,13 +56,7 @@ impl<'a> Run<'a> {
     }
 
     pub fn place(&self, migration: &Migration, body: Body) -> Place {
-        Place {
-            project: self.project.to_owned(),
-            version: migration.version.clone(),
-            name: migration.name.clone(),
-            body,
-            position: Position::Whole,
-        }
+        Place::whole(self.project, &migration.version, &migration.name, body)
     }
 
     /// Runs the `body` of `migration` in the caller's transaction, with retries, and returns
