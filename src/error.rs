@@ -228,6 +228,8 @@ pub enum MigrateError {
     },
     LeftBehind {
         left: Vec<String>,
+        /// Whether some of it was session-level advisory locks, which the runner released.
+        locks_released: bool,
         place: Place,
     },
     ScriptLayout {
@@ -413,8 +415,8 @@ impl From<MigrateError> for ErrorParts {
             }
             RefusedStatement { statement, hint, place } => refused(statement, hint).detail(place.to_string()),
             RefusedWhileRunning { statement, hint } => refused(statement, hint),
-            LeftBehind { left, place } => {
-                let released = if left.iter().any(|what| what.starts_with("session-level")) {
+            LeftBehind { left, locks_released, place } => {
+                let released = if locks_released {
                     "\nThe session-level advisory locks it took have been released."
                 } else {
                     ""

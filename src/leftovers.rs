@@ -304,6 +304,7 @@ impl SessionState {
     pub fn check(&self, place: &Place) -> Result<(), MigrateError> {
         let now = SessionState::capture()?;
         let mut left: Vec<String> = self.release_session_locks_added(&now);
+        let locks_released = !left.is_empty();
         left.extend(
             now.cursors
                 .iter()
@@ -321,6 +322,7 @@ impl SessionState {
         } else {
             Err(MigrateError::LeftBehind {
                 left,
+                locks_released,
                 place: place.at(Position::End),
             })
         }
