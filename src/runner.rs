@@ -1,5 +1,6 @@
 //! Applying and reverting: the loops of `up`, `down` and `down_to`, and running one body.
 
+use std::cell::OnceCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -14,14 +15,15 @@ use crate::store::{self, Migration, Recorder};
 use crate::{gucs, version};
 
 /// What every runner does first: refuse nesting and snapshot-bound isolation levels, find who
-/// acts, wait for the runner lock before reading any state, and note what the session holds
-/// that no body may add to. The snapshot taken after the wait is for the reads that follow;
-/// `apply` drops it before its first commit.
+/// acts, and wait for the runner lock before reading any state. The snapshot taken after the
+/// wait is for the reads that follow; `apply` drops it before its first commit.
 pub(crate) struct Run<'a> {
     pub project: &'a str,
     owner: pg_sys::Oid,
     pub role: String,
-    session: SessionState,
+    /// What the session holds that no body may add to, noted before the first body runs: a call
+    /// with nothing to do (every start-up after the first) never looks.
+    session: OnceCell<SessionState>,
     _session_lock: Option<SessionRunnerLock>,
 }
 
@@ -42,7 +44,7 @@ impl<'a> Run<'a> {
             project,
             owner,
             role,
-            session: SessionState::capture()?,
+            session: OnceCell::new(),
             _session_lock: session_lock,
         };
         Ok((run, snapshot))
@@ -71,8 +73,18 @@ impl<'a> Run<'a> {
             &self.place(migration, body),
             migration,
             deferred,
-            &self.session,
+            self.session()?,
         )
+    }
+
+    /// The session as the call found it; the runner's own work before the first body changes
+    /// none of what it holds.
+    fn session(&self) -> Result<&SessionState, MigrateError> {
+        if let Some(session) = self.session.get() {
+            return Ok(session);
+        }
+        let captured = SessionState::capture()?;
+        Ok(self.session.get_or_init(|| captured))
     }
 
     /// The same in a subtransaction of its own: a body that fails is rolled back alone.
@@ -82,9 +94,10 @@ impl<'a> Run<'a> {
         body: Body,
         deferred: DeferredChecks,
     ) -> Result<f64, MigrateError> {
+        let before = self.session()?;
         let result = session::subtransaction(|| self.run_body(migration, body, deferred));
         if result.is_err() {
-            self.session.release_after_failure()?;
+            before.release_after_failure()?;
         }
         result
     }
