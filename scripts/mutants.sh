@@ -15,18 +15,26 @@ figure() {
     if [[ -n ${MIGRATIONS_TEST_FIGURES:-} ]]; then printf '%s\t%s\n' "$1" "$2" >>"$MIGRATIONS_TEST_FIGURES"; fi
 }
 
-# mutant NAME FILE FROM TO TEST FILTER: replaces the one occurrence of FROM in FILE by TO.
+# mutant NAME TO TEST FILTER: replaces the line after the one comment `// control run "NAME"` in
+# src/ by TO, indented as it was. The comment marks, at the protection itself, that a control run
+# removes it.
 mutant() {
-    local name=$1 file=$2 from=$3 to=$4 test=$5 filter=$6
+    local name=$1 to=$2 test=$3 filter=$4
     rm -rf "$COPY" && mkdir -p "$COPY"
     git ls-files -z | xargs -0 cp --parents -t "$COPY"
-    python3 - "$COPY/$file" "$from" "$to" <<'EOF' || return 1
-import sys
-path, old, new = sys.argv[1:]
-text = open(path).read()
-if text.count(old) != 1:
-    sys.exit(f"mutant does not apply: {old!r} occurs {text.count(old)} times in {path}")
-open(path, "w").write(text.replace(old, new))
+    python3 - "$COPY/src" "$name" "$to" <<'EOF' || return 1
+import pathlib, sys
+root, name, new = sys.argv[1:]
+marker = f'// control run "{name}"'
+sites = [(path, number) for path in sorted(pathlib.Path(root).rglob("*.rs"))
+         for number, line in enumerate(path.read_text().split("\n")) if line.strip() == marker]
+if len(sites) != 1:
+    sys.exit(f"control run {name!r}: {len(sites)} marked sites in src/, not 1")
+path, number = sites[0]
+lines = path.read_text().split("\n")
+target = lines[number + 1]
+lines[number + 1] = target[: len(target) - len(target.lstrip())] + new
+path.write_text("\n".join(lines))
 EOF
     (cd "$COPY" && cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null 2>&1) ||
         { echo "control run '$name': the mutant does not build" >&2; return 1; }
@@ -43,42 +51,31 @@ EOF
 }
 
 status=0
-mutant "no runner lock" src/session.rs \
-    'pgrx::direct_function_call_as_datum(lock, &[RUNNER_LOCK_KEY.into_datum()]);' \
+mutant "no runner lock" \
     'let _ = (lock, RUNNER_LOCK_KEY);' \
     concurrency t01_ || status=1
-mutant "the snapshot from before the wait" src/session.rs \
-    'pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());' \
+mutant "the snapshot from before the wait" \
     'pg_sys::PushActiveSnapshot(pg_sys::GetActiveSnapshot());' \
     concurrency a_runner_that_waited || status=1
-mutant "deferred triggers left for the caller's commit" src/runner.rs \
-    'if deferred == DeferredChecks::AtBodyEnd || registrant != caller {' \
-    'if deferred == DeferredChecks::AtBodyEnd && registrant != caller {' \
+mutant "deferred triggers left for the caller's commit" \
+    'if deferred == DeferredChecks::AtBodyEnd && registrant != self.call.caller {' \
     privileges a_registrant_gains_nothing || status=1
-mutant "bookkeeping with the caller's search_path" src/session.rs \
-    'Some((c"search_path", c"pg_catalog, pg_temp"))' \
-    'None' \
+mutant "bookkeeping with the caller's search_path" \
+    'let setting = None;' \
     privileges hostile_search_paths || status=1
-mutant "holdable cursors allowed" src/leftovers.rs \
-    'NodeTag::T_DeclareCursorStmt
-                if' \
-    'NodeTag::T_DeclareCursorStmt
-                if false &&' \
+mutant "holdable cursors allowed" \
+    'let holdable = false;' \
     privileges t25_ || status=1
-mutant "no utility hook: dynamic SQL reaches PREPARE, LISTEN, LOAD" src/leftovers.rs \
-    'if session::body_running() {' \
+mutant "no utility hook" \
     'if false {' \
     privileges t25_a_body_leaves_nothing || status=1
-mutant "nothing looked for at the end of a body" src/runner.rs \
-    'before.check(place)?;' \
+mutant "nothing looked for at the end of a body" \
     'let _ = before;' \
     privileges t25_a_body_leaves_nothing || status=1
-mutant "session-level advisory locks of a body kept" src/leftovers.rs \
-    '(before..holds).for_each(|_| lock.release_session_hold());' \
+mutant "session-level advisory locks of a body kept" \
     'let _ = before;' \
     privileges t25_a_body_leaves_nothing || status=1
-mutant "session-level advisory locks of a failed body kept" src/leftovers.rs \
-    'self.release_session_locks_added(&SessionState::capture()?);' \
+mutant "session-level advisory locks of a failed body kept" \
     'let _ = SessionState::capture()?;' \
     privileges t25_a_body_leaves_nothing || status=1
 

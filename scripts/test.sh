@@ -50,6 +50,9 @@ MIGRATIONS_TEST_PGHOST="$WORK/cluster" MIGRATIONS_TEST_PGPORT=54331 MIGRATIONS_T
     cargo test --package migrations-tests --tests -- --test-threads "${MIGRATIONS_TEST_THREADS:-4}" 2>&1 |
     tee -a "$OUTPUT"
 
+echo "== psql transcripts (pg_regress): every documented call, its NOTICEs and its errors"
+bash scripts/regress.sh "$WORK/cluster" 54331 "$WORK/regress" 2>&1 | tee -a "$OUTPUT"
+
 echo "== isolation specs (pg_isolation_regress)"
 "$(dirname "$PG_CONFIG")/psql" -X -q -h "$WORK/cluster" -p 54331 -U postgres -c "CREATE DATABASE migrations_isolation"
 "$(dirname "$("$PG_CONFIG" --pgxs)")/../test/isolation/pg_isolation_regress" --use-existing \

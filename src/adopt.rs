@@ -3,10 +3,12 @@
 
 use pgrx::prelude::*;
 
-use crate::error::{MigrateError, counted};
+use crate::error::MigrateError;
+use crate::place::Project;
+use crate::postgres::lock::LockScope;
 use crate::runner;
-use crate::session::LockScope;
-use crate::store::{self, Migration};
+use crate::store::{self, Event, Migration};
+use crate::text::counted;
 use crate::version;
 
 /// A tool, the table it keeps its history in (found on the caller's search_path, as the tool
@@ -104,7 +106,7 @@ fn applied_versions(tool: &Tool) -> Result<Vec<String>, MigrateError> {
     })?)
 }
 
-pub fn adopt(project: &str, tool: &str) -> Result<i32, MigrateError> {
+pub fn adopt(project: Project, tool: &str) -> Result<i32, MigrateError> {
     let tool = TOOLS
         .iter()
         .find(|t| t.name == tool)
@@ -115,45 +117,47 @@ pub fn adopt(project: &str, tool: &str) -> Result<i32, MigrateError> {
     let applied = applied_versions(tool)?;
     let keys: Vec<Vec<u8>> = applied.iter().map(|v| version::sort_key(v)).collect();
     let mut unmatched = Vec::new();
-    let adopted = runner::prepare("migrate.adopt()", project, LockScope::Transaction, || {
-        let registered = store::version_keys(project)?;
-        unmatched = applied
-            .iter()
-            .zip(&keys)
-            .filter(|(_, key)| !registered.contains(*key))
-            .map(|(version, _)| version.clone())
-            .collect();
-        let current = keys.iter().max();
-        let pending = store::pending(project, None)?;
-        Ok(pending
-            .into_iter()
-            .filter(|migration: &Migration| {
-                let key = version::sort_key(&migration.version);
-                if tool.up_to_current {
-                    current.is_some_and(|c| key <= *c)
-                } else {
-                    keys.contains(&key)
-                }
-            })
-            .collect())
-    })?;
+    let mentioned = project.mention("in");
+    let adopted = runner::prepare(
+        "migrate.adopt()",
+        project,
+        LockScope::Transaction,
+        |project| {
+            let registered = store::version_keys(project)?;
+            unmatched = applied
+                .iter()
+                .zip(&keys)
+                .filter(|(_, key)| !registered.contains(*key))
+                .map(|(version, _)| version.clone())
+                .collect();
+            let current = keys.iter().max();
+            let pending = store::pending(project, None)?;
+            Ok(pending
+                .into_iter()
+                .filter(|migration: &Migration| {
+                    let key = version::sort_key(&migration.version);
+                    if tool.up_to_current {
+                        current.is_some_and(|c| key <= *c)
+                    } else {
+                        keys.contains(&key)
+                    }
+                })
+                .collect())
+        },
+    )?;
     if !unmatched.is_empty() {
         notice!(
             "{} that {} applied {} no registered migration{}: {}",
             counted(unmatched.len(), "version"),
             tool.name,
             if unmatched.len() == 1 { "has" } else { "have" },
-            if project == crate::DEFAULT_PROJECT {
-                String::new()
-            } else {
-                format!(" in project \"{project}\"")
-            },
+            mentioned,
             unmatched.join(", ")
         );
     }
     match adopted {
-        Some((run, migrations, recorder)) => {
-            runner::mark_applied(&run, &recorder, &migrations, "adopt")
+        Some((call, migrations, recorder)) => {
+            runner::mark_applied(&call, &recorder, &migrations, Event::Adopt)
         }
         None => Ok(0),
     }

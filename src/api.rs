@@ -3,15 +3,25 @@
 //!
 //! Arguments are declared nullable so that a NULL gets a clear error (22004) rather than a
 //! silent NULL result; `up`'s target is the one argument where NULL has a meaning ("all").
+//! The `'default'` of every `project` argument is `place::DEFAULT_PROJECT` (`default!` needs a
+//! literal).
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::error::{Body, ErrorParts, MigrateError, Place};
+use crate::error::{ErrorParts, MigrateError};
+use crate::place::{Body, Place, Project};
+use crate::postgres::transaction;
+use crate::runner::select::Revert;
 use crate::{adopt, parse, plan, registry, rehearse, runner};
 
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateError> {
     value.ok_or(MigrateError::NullArgument { argument })
+}
+
+/// The `project` argument, checked once for the whole call.
+fn project(value: Option<&str>) -> Result<Project, MigrateError> {
+    Ok(Project::new(required(value, "project")?)?)
 }
 
 /// Stores one migration; returns `registered`, `unchanged` or `updated`.
@@ -23,14 +33,15 @@ fn register(
     down_sql: default!(Option<&str>, "NULL"),
     project: default!(Option<&str>, "'default'"),
 ) -> Result<&'static str, ErrorReport> {
+    let project = self::project(project)?;
     let request = registry::Request {
-        project: required(project, "project")?,
+        project: &project,
         version: required(version, "version")?,
         name: required(name, "name")?,
         up_sql: required(up_sql, "up_sql")?,
         down_sql,
     };
-    Ok(registry::register("migrate.register()", &request)?)
+    Ok(registry::register("migrate.register()", &request)?.as_str())
 }
 
 /// Stores one migration from a file in the dbmate layout (`-- migrate:up`, `-- migrate:down`).
@@ -42,11 +53,12 @@ fn register_script(
     project: default!(Option<&str>, "'default'"),
 ) -> Result<&'static str, ErrorReport> {
     Ok(registry::register_script(
-        required(project, "project")?,
+        &self::project(project)?,
         required(version, "version")?,
         required(name, "name")?,
         required(script, "script")?,
-    )?)
+    )?
+    .as_str())
 }
 
 /// Applies the pending migrations of `project` up to and including `target` (NULL: all).
@@ -55,7 +67,7 @@ fn up(
     target: default!(Option<&str>, "NULL"),
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
-    Ok(runner::up(required(project, "project")?, target)?)
+    Ok(runner::up("migrate.up()", self::project(project)?, target)?)
 }
 
 /// Reverts the `steps` most recently applied migrations of `project`, newest first.
@@ -64,10 +76,10 @@ fn down(
     steps: default!(Option<i32>, 1),
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
-    let which = runner::Revert::Last(required(steps, "steps")?);
+    let which = Revert::Last(required(steps, "steps")?);
     Ok(runner::down(
         "migrate.down()",
-        required(project, "project")?,
+        self::project(project)?,
         which,
     )?)
 }
@@ -78,10 +90,10 @@ fn down_to(
     target: Option<&str>,
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
-    let which = runner::Revert::Above(required(target, "target")?);
+    let which = Revert::Above(required(target, "target")?);
     Ok(runner::down(
         "migrate.down_to()",
-        required(project, "project")?,
+        self::project(project)?,
         which,
     )?)
 }
@@ -97,14 +109,8 @@ fn apply(
     project: Option<&str>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Result<(), ErrorReport> {
-    // SAFETY: fcinfo is this call's; a CALL passes a CallContext saying whether it may commit.
-    let nonatomic = unsafe {
-        let context = (*fcinfo).context;
-        !context.is_null()
-            && (*context).type_ == pg_sys::NodeTag::T_CallContext
-            && !(*(context as *mut pg_sys::CallContext)).atomic
-    };
-    runner::apply(required(project, "project")?, target, nonatomic)?;
+    let may_commit = transaction::call_may_commit(fcinfo);
+    runner::apply(self::project(project)?, target, may_commit)?;
     Ok(())
 }
 
@@ -115,7 +121,7 @@ fn baseline(
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
     Ok(runner::baseline(
-        required(project, "project")?,
+        self::project(project)?,
         required(version, "version")?,
     )?)
 }
@@ -141,7 +147,7 @@ fn plan(
     ErrorReport,
 > {
     Ok(TableIterator::new(plan::plan(
-        required(project, "project")?,
+        self::project(project)?,
         target,
     )?))
 }
@@ -166,7 +172,7 @@ fn plan_down(
     ErrorReport,
 > {
     Ok(TableIterator::new(plan::plan_down(
-        required(project, "project")?,
+        self::project(project)?,
         required(steps, "steps")?,
     )?))
 }
@@ -193,7 +199,7 @@ fn rehearse(
     >,
     ErrorReport,
 > {
-    let outcomes = rehearse::rehearse(required(project, "project")?, target)?;
+    let outcomes = rehearse::rehearse(self::project(project)?, target)?;
     Ok(TableIterator::new(outcomes.into_iter().map(|o| {
         (
             o.version,
@@ -218,7 +224,7 @@ fn register_files(
 ) -> Result<i32, ErrorReport> {
     let paths = required(paths, "paths")?;
     let contents = required(contents, "contents")?;
-    let project = required(project, "project")?;
+    let project = self::project(project)?;
     if paths.len() != contents.len() {
         return Err(MigrateError::FileListLengths {
             paths: paths.len(),
@@ -233,7 +239,7 @@ fn register_files(
         .collect::<Result<Vec<_>, MigrateError>>()?;
     Ok(registry::register_files(
         "migrate.register_files()",
-        project,
+        &project,
         &files,
     )?)
 }
@@ -245,7 +251,7 @@ fn import_dir(
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
     Ok(registry::import_dir(
-        required(project, "project")?,
+        &self::project(project)?,
         required(path, "path")?,
     )?)
 }
@@ -258,7 +264,7 @@ fn adopt(
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
     Ok(adopt::adopt(
-        required(project, "project")?,
+        self::project(project)?,
         required(tool, "tool")?,
     )?)
 }
@@ -278,8 +284,11 @@ fn body_refusal(
     } else {
         Body::Up
     };
-    let place = Place::whole(project, version, name, body_kind);
-    parse::statements(body, &place)
-        .err()
-        .map(|refusal| ErrorParts::from(refusal).summary())
+    let refusal = Project::new(project)
+        .map_err(MigrateError::from)
+        .and_then(|project| {
+            parse::statements(body, &Place::whole(&project, version, name, body_kind))
+        })
+        .err()?;
+    Some(ErrorParts::from(refusal).summary())
 }

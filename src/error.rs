@@ -1,116 +1,12 @@
 //! Every error the extension raises, with its SQLSTATE, message, DETAIL and HINT in one place.
 
-use std::fmt;
-
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
 
-use crate::version::{MAX_NAME_LEN, MAX_PROJECT_LEN, MAX_VERSION_LEN};
-
-/// "1 migration", "2 migrations": `noun` takes an "s" unless `n` is 1.
-pub fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
-/// A value as an error message quotes it: the first 64 characters of a longer one, then "...",
-/// so that a megabyte sent by mistake does not come back in the message.
-pub fn shortened(value: &str) -> String {
-    const SHOWN: usize = 64;
-    match value.char_indices().nth(SHOWN) {
-        Some((end, _)) => format!("{}...", &value[..end]),
-        None => value.to_owned(),
-    }
-}
-
-/// Which of a migration's two bodies a statement belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Body {
-    Up,
-    Down,
-}
-
-impl fmt::Display for Body {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Body::Up => "up",
-            Body::Down => "down",
-        })
-    }
-}
-
-/// A spot inside a body; numbers are 1-based.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Position {
-    Whole,
-    Line(usize),
-    Statement {
-        number: usize,
-        line: usize,
-    },
-    /// The deferred constraint checks run at the end of a body.
-    DeferredChecks,
-    /// What a body leaves in the session, looked at when it has ended.
-    End,
-}
-
-/// Where in which migration something happened, for DETAIL lines.
-#[derive(Clone, Debug)]
-pub struct Place {
-    pub project: String,
-    pub version: String,
-    pub name: String,
-    pub body: Body,
-    pub position: Position,
-}
-
-impl Place {
-    /// The whole `body` of migration `version` (`name`) of `project`.
-    pub fn whole(project: &str, version: &str, name: &str, body: Body) -> Place {
-        Place {
-            project: project.to_owned(),
-            version: version.to_owned(),
-            name: name.to_owned(),
-            body,
-            position: Position::Whole,
-        }
-    }
-
-    pub fn at(&self, position: Position) -> Place {
-        Place {
-            position,
-            ..self.clone()
-        }
-    }
-}
-
-impl fmt::Display for Place {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.position {
-            Position::Whole => write!(f, "The {} body", self.body)?,
-            Position::Line(line) => write!(f, "Line {line} of the {} body", self.body)?,
-            Position::Statement { number, line } => write!(
-                f,
-                "Statement {number} (line {line}) of the {} body",
-                self.body
-            )?,
-            Position::DeferredChecks => write!(
-                f,
-                "The deferred constraint checks at the end of the {} body",
-                self.body
-            )?,
-            Position::End => write!(f, "The end of the {} body", self.body)?,
-        }
-        write!(f, " of migration \"{}\" ({})", self.version, self.name)?;
-        if self.project != crate::DEFAULT_PROJECT {
-            write!(f, " in project \"{}\"", self.project)?;
-        }
-        f.write_str(".")
-    }
-}
+use crate::place::{Body, Place, Project};
+use crate::postgres::backend;
+use crate::text::{quoted_list, shortened};
+use crate::version::{InvalidLabel, MAX_NAME_LEN, MAX_PROJECT_LEN, MAX_VERSION_LEN};
 
 /// The parts of an error as the client sees them: of one the server raised and we caught (pgrx
 /// keeps these), or of one of ours.
@@ -144,10 +40,7 @@ impl ErrorParts {
 
     /// The five-character SQLSTATE.
     pub fn sqlstate(&self) -> String {
-        // SAFETY: unpack_sql_state returns a pointer to a static buffer holding 5 characters.
-        let code =
-            unsafe { std::ffi::CStr::from_ptr(pgrx::pg_sys::unpack_sql_state(self.code as i32)) };
-        code.to_string_lossy().into_owned()
+        backend::sqlstate(self.code)
     }
 
     /// SQLSTATE, message and DETAIL on lines of their own, for the history and for rehearse.
@@ -209,7 +102,7 @@ pub enum MigrateError {
     BodyTooLarge {
         place: Place,
         bytes: usize,
-        limit_kb: i32,
+        limit_bytes: usize,
     },
     MetaCommand {
         command: String,
@@ -262,27 +155,27 @@ pub enum MigrateError {
         reason: String,
     },
     VersionCollision {
-        project: String,
+        project: Project,
         version: String,
         registered: String,
     },
     AppliedBodyChanged {
-        project: String,
+        project: Project,
         version: String,
         applied: String,
         new: String,
     },
     UnknownVersion {
-        project: String,
+        project: Project,
         version: String,
     },
     OutOfOrder {
-        project: String,
+        project: Project,
         versions: Vec<String>,
         highest: String,
     },
     MissingDownBody {
-        project: String,
+        project: Project,
         versions: Vec<String>,
     },
     IsolationLevel {
@@ -315,8 +208,20 @@ pub enum MigrateError {
         error: ErrorParts,
         place: Place,
     },
+    /// A body of `up()` used an enum value an earlier migration of the same call added.
+    EnumValueNotCommitted {
+        error: ErrorParts,
+        place: Place,
+    },
+    /// SPI refused to run a statement of a body.
+    StatementNotRun {
+        error: pgrx::spi::Error,
+        place: Place,
+    },
     Spi(pgrx::spi::Error),
 }
+
+const HINT_ENUM_VALUE: &str = "A value added to an enum can be used only after the transaction that added it commits: apply with CALL migrate.apply() (outside a transaction block), which commits after each migration.";
 
 impl From<pgrx::spi::Error> for MigrateError {
     fn from(error: pgrx::spi::Error) -> Self {
@@ -332,19 +237,13 @@ fn refused(statement: &str, hint: &str) -> ErrorParts {
     .hint(hint)
 }
 
-fn quoted_list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|v| format!("\"{v}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn in_project(project: &str) -> String {
-    if project == crate::DEFAULT_PROJECT {
-        String::new()
-    } else {
-        format!(" in project \"{}\"", shortened(project))
+impl From<InvalidLabel> for MigrateError {
+    fn from(invalid: InvalidLabel) -> Self {
+        match invalid {
+            InvalidLabel::Version(version) => MigrateError::InvalidVersion { version },
+            InvalidLabel::Project(project) => MigrateError::InvalidProject { project },
+            InvalidLabel::Name(name) => MigrateError::InvalidName { name },
+        }
     }
 }
 
@@ -389,12 +288,13 @@ impl From<MigrateError> for ErrorParts {
             NegativeSteps { steps } => {
                 report(ERRCODE_INVALID_PARAMETER_VALUE, format!("steps must not be negative, got {steps}"))
             }
-            BodyTooLarge { place, bytes, limit_kb } => report(
+            BodyTooLarge { place, bytes, limit_bytes } => report(
                 ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                 format!(
-                    "the {} body of migration \"{}\" has {bytes} bytes, more than migrate.max_body_size ({limit_kb} kB)",
+                    "the {} body of migration \"{}\" has {bytes} bytes, more than migrate.max_body_size ({} kB)",
                     place.body,
-                    shortened(&place.version)
+                    shortened(&place.version),
+                    limit_bytes / 1024
                 ),
             )
             .detail("Registering and applying a body takes about twelve times its size in backend memory.")
@@ -476,30 +376,30 @@ impl From<MigrateError> for ErrorParts {
             ),
             VersionCollision { project, version, registered } => report(
                 ERRCODE_DUPLICATE_OBJECT,
-                format!("version \"{version}\" collides with registered version \"{registered}\"{}", in_project(&project)),
+                format!("version \"{version}\" collides with registered version \"{registered}\"{}", project.mention("in")),
             )
             .detail("Versions compare digit runs as numbers, so both versions have the same place in the order.")
             .hint(format!("Register the migration as \"{registered}\", or give it a different version.")),
             AppliedBodyChanged { project, version, applied, new } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!("cannot change the up body of applied migration \"{version}\"{}", in_project(&project)),
+                format!("cannot change the up body of applied migration \"{version}\"{}", project.mention("in")),
             )
             .detail(format!("Applied checksum {applied}, new checksum {new}."))
             .hint("Register the change as a new migration, or revert this one with migrate.down() first."),
             UnknownVersion { project, version } => report(
                 ERRCODE_UNDEFINED_OBJECT,
-                format!("migration \"{}\" is not registered{}", shortened(&version), in_project(&project)),
+                format!("migration \"{}\" is not registered{}", shortened(&version), project.mention("in")),
             )
             .hint("migrate.status() lists the registered migrations."),
             OutOfOrder { project, versions, highest } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!("pending migrations are older than applied migration \"{highest}\"{}", in_project(&project)),
+                format!("pending migrations are older than applied migration \"{highest}\"{}", project.mention("in")),
             )
             .detail(format!("Out of order: {}.", quoted_list(&versions)))
             .hint("Give them versions above the applied ones, or SET migrate.allow_out_of_order = on to apply them anyway."),
             MissingDownBody { project, versions } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!("cannot revert migrations without a down body{}", in_project(&project)),
+                format!("cannot revert migrations without a down body{}", project.mention("in")),
             )
             .detail(format!("No down body: {}. Nothing was reverted.", quoted_list(&versions)))
             .hint("Register them again with a down body, or revert fewer migrations."),
@@ -544,6 +444,8 @@ impl From<MigrateError> for ErrorParts {
             .detail(format!("{}.\n{place}", error.message))
             .hint("Another session holds a conflicting lock (see pg_locks); try again later, or raise migrate.lock_timeout or migrate.lock_retries."),
             BodyFailed { error, place } => error.at(place),
+            EnumValueNotCommitted { error, place } => ErrorParts { hint: Some(HINT_ENUM_VALUE.to_owned()), ..error }.at(place),
+            StatementNotRun { error, place } => report(ERRCODE_FEATURE_NOT_SUPPORTED, error.to_string()).at(place),
             Spi(error) => report(ERRCODE_INTERNAL_ERROR, format!("migrate bookkeeping failed: {error}")),
         }
     }

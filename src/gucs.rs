@@ -3,20 +3,44 @@
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 /// `migrate.allow_out_of_order`: apply pending migrations older than the newest applied one.
-pub static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
+static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `migrate.lock_timeout` (ms): the `lock_timeout` each migration's statements run under.
-pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
+static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 
 /// `migrate.lock_retries`: further attempts of a migration that hit `migrate.lock_timeout`.
-pub static LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(3);
+static LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(3);
 
 /// `migrate.runner_wait` (ms): how long a call waits for the runner lock.
-pub static RUNNER_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+static RUNNER_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 
 /// `migrate.max_body_size` (kB): the largest body a registering call accepts.
-pub static MAX_BODY_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+static MAX_BODY_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
+pub fn allow_out_of_order() -> bool {
+    ALLOW_OUT_OF_ORDER.get()
+}
+
+pub fn lock_timeout_ms() -> i32 {
+    LOCK_TIMEOUT.get()
+}
+
+pub fn lock_retries() -> i32 {
+    LOCK_RETRIES.get()
+}
+
+/// 0: wait without bound.
+pub fn runner_wait_ms() -> i32 {
+    RUNNER_WAIT.get()
+}
+
+/// The largest body accepted, in bytes; `None` for any size.
+pub fn max_body_bytes() -> Option<usize> {
+    let kb = MAX_BODY_SIZE.get();
+    (kb > 0).then(|| kb as usize * 1024)
+}
+
+/// Defines the settings and reserves their prefix, from `_PG_init`.
 pub fn init() {
     GucRegistry::define_bool_guc(
         c"migrate.allow_out_of_order",
@@ -66,5 +90,5 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::UNIT_KB,
     );
-    crate::compat::reserve_guc_prefix(c"migrate");
+    crate::postgres::reserve_guc_prefix(c"migrate");
 }

@@ -4,31 +4,33 @@
 // pgrx keeps a SQLSTATE only for `Result<_, ErrorReport>`, a large type it defines; errors are
 // the cold path.
 #![allow(clippy::result_large_err)]
+// Every `unsafe` block (all of them under `postgres/`) says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod adopt;
 mod api;
-mod compat;
+mod call;
 mod error;
 mod files;
 mod gucs;
 mod leftovers;
 mod parse;
+mod place;
 mod plan;
+mod postgres;
+mod refuse;
 mod registry;
 mod rehearse;
 mod runner;
 mod script;
-mod session;
 mod store;
+mod text;
 mod version;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
 ::pgrx::pg_module_magic!(name, version);
-
-/// The project a call works on when it names none.
-pub(crate) const DEFAULT_PROJECT: &str = "default";
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 pgrx::extension_sql_file!("../sql/finalize.sql", finalize);

@@ -6,14 +6,33 @@ use std::path::{Path, PathBuf};
 use pgrx::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Body, MigrateError, Place, counted};
+use crate::call::{self, Call};
+use crate::error::MigrateError;
+use crate::place::{Body, Place, Project};
+use crate::postgres::identity;
+use crate::postgres::lock::LockScope;
 use crate::store::{self, NewMigration, Registered};
-use crate::{files, gucs, parse, script, session, version};
+use crate::text::counted;
+use crate::{files, gucs, parse, script, version};
 
-/// The outcome `register` reports.
-pub const REGISTERED: &str = "registered";
-pub const UNCHANGED: &str = "unchanged";
-pub const UPDATED: &str = "updated";
+/// What registering one migration did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    Registered,
+    Unchanged,
+    Updated,
+}
+
+impl Registration {
+    /// As `migrate.register()` returns it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Registered => "registered",
+            Registration::Unchanged => "unchanged",
+            Registration::Updated => "updated",
+        }
+    }
+}
 
 pub fn checksum(up_sql: &str) -> String {
     Sha256::digest(up_sql.as_bytes())
@@ -23,7 +42,7 @@ pub fn checksum(up_sql: &str) -> String {
 }
 
 pub struct Request<'a> {
-    pub project: &'a str,
+    pub project: &'a Project,
     pub version: &'a str,
     pub name: &'a str,
     pub up_sql: &'a str,
@@ -59,7 +78,6 @@ impl Checked<'_> {
 
 /// Checks a request before anything waits for the runner lock.
 fn check<'a>(request: &'a Request<'a>) -> Result<Checked<'a>, MigrateError> {
-    version::check_project(request.project)?;
     version::check_version(request.version)?;
     version::check_name(request.name)?;
     check_body(request.up_sql, request.place(Body::Up))?;
@@ -75,57 +93,45 @@ fn check<'a>(request: &'a Request<'a>) -> Result<Checked<'a>, MigrateError> {
 
 /// Refuses a body above `migrate.max_body_size` before parsing it, then parses it.
 fn check_body(sql: &str, place: Place) -> Result<(), MigrateError> {
-    let limit_kb = gucs::MAX_BODY_SIZE.get();
-    if limit_kb > 0 && sql.len() > limit_kb as usize * 1024 {
+    if let Some(limit_bytes) = gucs::max_body_bytes().filter(|&limit| sql.len() > limit) {
         return Err(MigrateError::BodyTooLarge {
             place,
             bytes: sql.len(),
-            limit_kb,
+            limit_bytes,
         });
     }
     parse::statements(sql, &place).map(drop)
 }
 
-/// What every registering call does once: refuse nesting and snapshot-bound isolation levels,
-/// find who acts, and take the runner lock, so that a body cannot change between being read
-/// and being applied.
+/// Stores what registering calls checked, under the runner lock, so that a body cannot change
+/// between being read and being applied.
 struct Registrar {
-    owner: pgrx::pg_sys::Oid,
-    role: String,
-    _snapshot: session::FreshSnapshot,
+    call: Call,
 }
 
 impl Registrar {
-    fn start(function: &'static str) -> Result<Self, MigrateError> {
-        session::refuse_nested(function)?;
-        session::require_read_committed(function)?;
-        let owner = session::extension_owner()?;
-        let (_, role) = session::current_role();
-        let snapshot = session::lock_runner(session::LockScope::Transaction)?;
-        Ok(Registrar {
-            owner,
-            role,
-            _snapshot: snapshot,
-        })
+    fn start(function: &'static str, project: &Project) -> Result<Self, MigrateError> {
+        let call = Call::locked(function, project.clone(), LockScope::Transaction)?;
+        Ok(Registrar { call })
     }
 
     /// Stores `checked`, given what is registered under its version key: identical is a no-op,
     /// a changed pending one is replaced, a changed up body of an applied one is refused.
-    /// Runs as the owner (inside `session::as_owner`).
+    /// Runs as the owner (inside `Call::as_owner`).
     fn store(
         &self,
         checked: &Checked<'_>,
         existing: Option<Registered>,
-    ) -> Result<&'static str, MigrateError> {
+    ) -> Result<Registration, MigrateError> {
         let request = checked.request;
         match existing {
             None => {
-                store::insert(&checked.migration(), &self.role)?;
-                Ok(REGISTERED)
+                store::insert(&checked.migration(), &self.call.role)?;
+                Ok(Registration::Registered)
             }
             Some(existing) if existing.version != request.version => {
                 Err(MigrateError::VersionCollision {
-                    project: request.project.to_owned(),
+                    project: request.project.clone(),
                     version: request.version.to_owned(),
                     registered: existing.version,
                 })
@@ -135,11 +141,11 @@ impl Registrar {
                     && existing.up_sql == request.up_sql
                     && existing.down_sql.as_deref() == request.down_sql =>
             {
-                Ok(UNCHANGED)
+                Ok(Registration::Unchanged)
             }
             Some(existing) if existing.applied && existing.checksum != checked.checksum => {
                 Err(MigrateError::AppliedBodyChanged {
-                    project: request.project.to_owned(),
+                    project: request.project.clone(),
                     version: request.version.to_owned(),
                     applied: existing.checksum,
                     new: checked.checksum.clone(),
@@ -147,8 +153,8 @@ impl Registrar {
             }
             Some(existing) => {
                 let migration = checked.migration();
-                store::update(&migration, &self.role, &changes(&existing, &migration))?;
-                Ok(UPDATED)
+                store::update(&migration, &self.call.role, &changes(&existing, &migration))?;
+                Ok(Registration::Updated)
             }
         }
     }
@@ -158,10 +164,10 @@ impl Registrar {
 pub fn register(
     function: &'static str,
     request: &Request<'_>,
-) -> Result<&'static str, MigrateError> {
+) -> Result<Registration, MigrateError> {
     let checked = check(request)?;
-    let registrar = Registrar::start(function)?;
-    session::as_owner(registrar.owner, || {
+    let registrar = Registrar::start(function, request.project)?;
+    registrar.call.as_owner(|| {
         let existing = store::registered(request.project, &checked.version_key)?;
         registrar.store(&checked, existing)
     })
@@ -205,11 +211,11 @@ fn without_empty_down<'a>(request: Request<'a>) -> Request<'a> {
 
 /// `register` from one file in the dbmate layout.
 pub fn register_script(
-    project: &str,
+    project: &Project,
     version: &str,
     name: &str,
     text: &str,
-) -> Result<&'static str, MigrateError> {
+) -> Result<Registration, MigrateError> {
     let sections = script::split(text)?;
     let request = Request {
         project,
@@ -225,7 +231,7 @@ pub fn register_script(
 /// `register_files` and `import_dir` get them. Returns how many were registered or updated.
 pub fn register_files(
     function: &'static str,
-    project: &str,
+    project: &Project,
     files: &[(String, String)],
 ) -> Result<i32, MigrateError> {
     let migrations = files::migrations(files)?;
@@ -247,22 +253,22 @@ pub fn register_files(
     for item in &checked {
         if let Some(first) = keys.insert(&item.version_key, item.request.version) {
             return Err(MigrateError::VersionCollision {
-                project: project.to_owned(),
+                project: project.clone(),
                 version: item.request.version.to_owned(),
                 registered: first.to_owned(),
             });
         }
     }
     // One lock, one owner switch and one read of what is registered, for all of them.
-    let registrar = Registrar::start(function)?;
+    let registrar = Registrar::start(function, project)?;
     let (mut registered, mut updated, mut unchanged) = (0, 0, 0);
-    session::as_owner(registrar.owner, || {
+    registrar.call.as_owner(|| {
         let mut existing = store::registered_in(project)?;
         for item in &checked {
             match registrar.store(item, existing.remove(&item.version_key))? {
-                REGISTERED => registered += 1,
-                UPDATED => updated += 1,
-                _ => unchanged += 1,
+                Registration::Registered => registered += 1,
+                Registration::Updated => updated += 1,
+                Registration::Unchanged => unchanged += 1,
             }
         }
         Ok::<_, MigrateError>(())
@@ -278,10 +284,12 @@ pub fn register_files(
 /// `import_dir`: the migration files of a directory on the database server, and of its
 /// subdirectories one level down (diesel's layout). Reading server files needs the rights of
 /// `pg_read_server_files`, as `COPY FROM` a file does.
-pub fn import_dir(project: &str, directory: &str) -> Result<i32, MigrateError> {
+pub fn import_dir(project: &Project, directory: &str) -> Result<i32, MigrateError> {
     const FUNCTION: &str = "migrate.import_dir()";
-    session::refuse_nested(FUNCTION)?;
-    session::require_server_file_reader()?;
+    call::refuse_nested(FUNCTION)?;
+    if !identity::reads_server_files() {
+        return Err(MigrateError::NotServerFileReader);
+    }
     let root = Path::new(directory);
     if !root.is_absolute() {
         return Err(MigrateError::RelativeDirectory {

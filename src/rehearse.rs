@@ -3,10 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::{Body, ErrorParts, MigrateError};
-use crate::runner::{self, DeferredChecks, Run};
-use crate::session::{self, LockScope};
-use crate::store::{self, Migration};
+use crate::call::Call;
+use crate::error::{ErrorParts, MigrateError};
+use crate::place::{Body, Project};
+use crate::postgres::lock::LockScope;
+use crate::postgres::transaction;
+use crate::runner::execute::{DeferredChecks, Executor};
+use crate::runner::select;
+use crate::store::{self, Event, Migration};
+use crate::text::counted;
 
 /// One row of `migrate.rehearse()`.
 pub struct Outcome {
@@ -19,19 +24,19 @@ pub struct Outcome {
     pub duration_ms: Option<f64>,
 }
 
-pub fn rehearse(project: &str, target: Option<&str>) -> Result<Vec<Outcome>, MigrateError> {
-    let (run, snapshot) = Run::start("migrate.rehearse()", project, LockScope::Transaction)?;
-    let (pending, downs) = run.as_owner(|| {
+pub fn rehearse(project: Project, target: Option<&str>) -> Result<Vec<Outcome>, MigrateError> {
+    let mut call = Call::locked("migrate.rehearse()", project, LockScope::Transaction)?;
+    let (pending, downs) = call.as_owner(|| {
         Ok((
-            runner::to_apply(project, target)?,
-            store::down_bodies(project)?,
+            select::to_apply(&call.project, target)?,
+            store::down_bodies(&call.project)?,
         ))
     })?;
-    drop(snapshot);
+    call.end_snapshot();
     let Some(last) = pending.last() else {
         return Ok(Vec::new());
     };
-    let outcomes = session::rolled_back(|| {
+    let outcomes = transaction::rolled_back_subtransaction(|| {
         let downs = pending
             .iter()
             .map(|migration| Migration {
@@ -39,22 +44,22 @@ pub fn rehearse(project: &str, target: Option<&str>) -> Result<Vec<Outcome>, Mig
                 ..migration.clone()
             })
             .collect::<Vec<_>>();
-        rehearse_in(&run, &pending, &downs)
+        rehearse_in(&call, &pending, &downs)
     })?;
     let reversible = outcomes
         .iter()
         .filter(|outcome| outcome.reversible == Some(true))
         .count();
     let summary = format!(
-        "{} migrations rehearsed, {reversible} reversible",
-        outcomes.len()
+        "{} rehearsed, {reversible} reversible",
+        counted(outcomes.len(), "migration")
     );
-    run.as_owner(|| {
+    call.as_owner(|| {
         store::record_event(
-            project,
+            &call.project,
             &last.version,
-            "rehearse",
-            &run.role,
+            Event::Rehearse,
+            &call.role,
             None,
             &summary,
         )
@@ -69,10 +74,11 @@ fn failure(error: MigrateError) -> String {
 /// Inside the rolled-back subtransaction: the ups in order, each kept in a subtransaction of
 /// its own, then the downs of those that ran, newest first.
 fn rehearse_in(
-    run: &Run<'_>,
+    call: &Call,
     ups: &[Migration],
     downs: &[Migration],
 ) -> Result<Vec<Outcome>, MigrateError> {
+    let executor = Executor::new(call);
     let mut outcomes: Vec<Outcome> = ups
         .iter()
         .map(|migration| Outcome {
@@ -88,8 +94,8 @@ fn rehearse_in(
     // before[i]: the catalog as the up of migration i found it.
     let mut before = Vec::new();
     for (index, up) in ups.iter().enumerate() {
-        before.push(run.as_owner(store::catalog)?);
-        match run.run_body_alone(up, Body::Up, DeferredChecks::AtBodyEnd) {
+        before.push(call.as_owner(store::catalog)?);
+        match executor.run_alone(up, Body::Up, DeferredChecks::AtBodyEnd) {
             Ok(duration_ms) => {
                 outcomes[index].up_ok = Some(true);
                 outcomes[index].duration_ms = Some(duration_ms);
@@ -116,9 +122,9 @@ fn rehearse_in(
                 outcomes[index].detail = Some("no down body".to_owned());
                 Some("has no down body")
             }
-            Some(_) => match run.run_body_alone(down, Body::Down, DeferredChecks::AtBodyEnd) {
+            Some(_) => match executor.run_alone(down, Body::Down, DeferredChecks::AtBodyEnd) {
                 Ok(duration_ms) => {
-                    let after = run.as_owner(store::catalog)?;
+                    let after = call.as_owner(store::catalog)?;
                     let differences: Vec<String> = after
                         .difference(&before[index])
                         .map(|line| format!("left behind: {line}"))

@@ -1,8 +1,9 @@
-//! Reads and writes of the extension's tables. Every function here runs inside
-//! `session::as_owner`, under `search_path = pg_catalog, pg_temp`. Reads are read-only SPI,
-//! which uses the snapshot `session::lock_runner` made active after the wait (or, once the
-//! call has written, a new snapshot per statement): either way a runner that waited sees what
-//! its predecessor committed.
+//! Reads and writes of the extension's tables from Rust; the SQL functions `status()`,
+//! `history()` and `verify()` read them in `sql/finalize.sql`. Every function here runs inside
+//! `identity::as_owner`, under `search_path = pg_catalog, pg_temp`. Reads are read-only SPI,
+//! which uses the snapshot `lock::lock_runner` made active after the wait (or, once the call
+//! has written, a new snapshot per statement): either way a runner that waited sees what its
+//! predecessor committed.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -12,6 +13,34 @@ use pgrx::spi::{OwnedPreparedStatement, SpiHeapTupleData, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{ErrorParts, MigrateError};
+
+/// The kinds of event in `migrate.events`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Register,
+    Update,
+    Up,
+    Down,
+    Failed,
+    Baseline,
+    Adopt,
+    Rehearse,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Register => "register",
+            Event::Update => "update",
+            Event::Up => "up",
+            Event::Down => "down",
+            Event::Failed => "failed",
+            Event::Baseline => "baseline",
+            Event::Adopt => "adopt",
+            Event::Rehearse => "rehearse",
+        }
+    }
+}
 
 /// One registered migration with the body a direction needs.
 #[derive(Clone, Debug)]
@@ -189,7 +218,7 @@ pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateErr
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              RETURNING project, version, checksum)
          INSERT INTO migrate.events (project, version, event, role, checksum)
-         SELECT m.project, m.version, 'register', $8, m.checksum FROM m",
+         SELECT m.project, m.version, $9, $8, m.checksum FROM m",
         &[
             migration.project.into(),
             migration.version.into(),
@@ -199,6 +228,7 @@ pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateErr
             migration.checksum.into(),
             migration.version_key.into(),
             role.into(),
+            Event::Register.as_str().into(),
         ],
     )?;
     Ok(())
@@ -214,7 +244,7 @@ pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<
               WHERE project = $1 AND version = $2
              RETURNING project, version, checksum)
          INSERT INTO migrate.events (project, version, event, role, checksum, detail)
-         SELECT m.project, m.version, 'update', $7, m.checksum, $8 FROM m",
+         SELECT m.project, m.version, $9, $7, m.checksum, $8 FROM m",
         &[
             migration.project.into(),
             migration.version.into(),
@@ -224,6 +254,7 @@ pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<
             migration.checksum.into(),
             role.into(),
             detail.into(),
+            Event::Update.as_str().into(),
         ],
     )?;
     Ok(())
@@ -239,7 +270,7 @@ pub fn record_failed(
     record_event(
         project,
         &migration.version,
-        "failed",
+        Event::Failed,
         role,
         Some(&migration.checksum),
         &error.summary(),
@@ -250,7 +281,7 @@ pub fn record_failed(
 pub fn record_event(
     project: &str,
     version: &str,
-    event: &str,
+    event: Event,
     role: &str,
     checksum: Option<&str>,
     detail: &str,
@@ -261,7 +292,7 @@ pub fn record_event(
         &[
             project.into(),
             version.into(),
-            event.into(),
+            event.as_str().into(),
             role.into(),
             checksum.into(),
             detail.into(),
@@ -329,8 +360,8 @@ impl Recorder {
                     "WITH a AS (
                          DELETE FROM migrate.applied WHERE project = $1 AND version = $2 RETURNING checksum)
                      INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum)
-                     SELECT $1, $2, 'down', $3, $4, a.checksum FROM a",
-                    &[TEXT, TEXT, TEXT, FLOAT8],
+                     SELECT $1, $2, $5, $3, $4, a.checksum FROM a",
+                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT],
                 )?
                 .keep();
             Ok::<_, pgrx::spi::Error>(Recorder { up, down })
@@ -344,7 +375,7 @@ impl Recorder {
         migration: &Migration,
         role: &str,
         duration_ms: f64,
-        event: &str,
+        event: Event,
     ) -> Result<(), MigrateError> {
         Spi::connect_mut(|client| {
             client
@@ -357,7 +388,7 @@ impl Recorder {
                         role.into(),
                         duration_ms.into(),
                         migration.checksum.as_str().into(),
-                        event.into(),
+                        event.as_str().into(),
                     ],
                 )
                 .map(|_| ())
@@ -372,16 +403,16 @@ impl Recorder {
         role: &str,
         duration_ms: f64,
     ) -> Result<(), MigrateError> {
-        self.record_applied(project, migration, role, duration_ms, "up")
+        self.record_applied(project, migration, role, duration_ms, Event::Up)
     }
 
-    /// Records `migration` applied without running it (`event`: `baseline`, `adopt`).
+    /// Records `migration` applied without running it (`event`: `Baseline`, `Adopt`).
     pub fn marked_applied(
         &self,
         project: &str,
         migration: &Migration,
         role: &str,
-        event: &str,
+        event: Event,
     ) -> Result<(), MigrateError> {
         self.record_applied(project, migration, role, 0.0, event)
     }
@@ -403,6 +434,7 @@ impl Recorder {
                         migration.version.as_str().into(),
                         role.into(),
                         duration_ms.into(),
+                        Event::Down.as_str().into(),
                     ],
                 )
                 .map(|_| ())

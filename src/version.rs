@@ -1,6 +1,12 @@
 //! Migration versions and project names: what is valid, and the natural order between versions.
 
-use crate::error::MigrateError;
+/// A version, project name or migration name that breaks its rule; `error` words the rule.
+#[derive(Debug)]
+pub enum InvalidLabel {
+    Version(String),
+    Project(String),
+    Name(String),
+}
 
 /// Longest accepted version; it also bounds a run of digits, whose length the sort key stores in one byte.
 pub const MAX_VERSION_LEN: usize = 255;
@@ -23,31 +29,25 @@ fn is_label(text: &str, max_len: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-pub fn check_version(version: &str) -> Result<(), MigrateError> {
+pub fn check_version(version: &str) -> Result<(), InvalidLabel> {
     if is_label(version, MAX_VERSION_LEN) {
         Ok(())
     } else {
-        Err(MigrateError::InvalidVersion {
-            version: version.to_owned(),
-        })
+        Err(InvalidLabel::Version(version.to_owned()))
     }
 }
 
-pub fn check_project(project: &str) -> Result<(), MigrateError> {
+pub fn check_project(project: &str) -> Result<(), InvalidLabel> {
     if is_label(project, MAX_PROJECT_LEN) {
         Ok(())
     } else {
-        Err(MigrateError::InvalidProject {
-            project: project.to_owned(),
-        })
+        Err(InvalidLabel::Project(project.to_owned()))
     }
 }
 
-pub fn check_name(name: &str) -> Result<(), MigrateError> {
+pub fn check_name(name: &str) -> Result<(), InvalidLabel> {
     if name.trim().is_empty() || name.chars().count() > MAX_NAME_LEN {
-        Err(MigrateError::InvalidName {
-            name: name.to_owned(),
-        })
+        Err(InvalidLabel::Name(name.to_owned()))
     } else {
         Ok(())
     }

@@ -1,0 +1,127 @@
+//! Where things are: the project a call works on, and the place inside a migration that a
+//! message points to.
+
+use std::fmt;
+use std::ops::Deref;
+
+use crate::version::{self, InvalidLabel};
+
+/// The project a call works on when it names none.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// A project name that passed `version::check_project`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Project(String);
+
+impl Project {
+    pub fn new(name: &str) -> Result<Self, InvalidLabel> {
+        version::check_project(name)?;
+        Ok(Project(name.to_owned()))
+    }
+
+    /// ` <preposition> project "name"`, or nothing for the default project: messages name the
+    /// project only where there is more than one.
+    pub fn mention(&self, preposition: &str) -> String {
+        if self.0 == DEFAULT_PROJECT {
+            String::new()
+        } else {
+            format!(" {preposition} project \"{}\"", self.0)
+        }
+    }
+}
+
+impl Deref for Project {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Which of a migration's two bodies a statement belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    Up,
+    Down,
+}
+
+impl fmt::Display for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Body::Up => "up",
+            Body::Down => "down",
+        })
+    }
+}
+
+/// A spot inside a body; numbers are 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    Whole,
+    Line(usize),
+    Statement {
+        number: usize,
+        line: usize,
+    },
+    /// The deferred constraint checks run at the end of a body.
+    DeferredChecks,
+    /// What a body leaves in the session, looked at when it has ended.
+    End,
+}
+
+/// Where in which migration something happened, for DETAIL lines.
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub project: Project,
+    pub version: String,
+    pub name: String,
+    pub body: Body,
+    pub position: Position,
+}
+
+impl Place {
+    /// The whole `body` of migration `version` (`name`) of `project`.
+    pub fn whole(project: &Project, version: &str, name: &str, body: Body) -> Place {
+        Place {
+            project: project.clone(),
+            version: version.to_owned(),
+            name: name.to_owned(),
+            body,
+            position: Position::Whole,
+        }
+    }
+
+    pub fn at(&self, position: Position) -> Place {
+        Place {
+            position,
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Position::Whole => write!(f, "The {} body", self.body)?,
+            Position::Line(line) => write!(f, "Line {line} of the {} body", self.body)?,
+            Position::Statement { number, line } => write!(
+                f,
+                "Statement {number} (line {line}) of the {} body",
+                self.body
+            )?,
+            Position::DeferredChecks => write!(
+                f,
+                "The deferred constraint checks at the end of the {} body",
+                self.body
+            )?,
+            Position::End => write!(f, "The end of the {} body", self.body)?,
+        }
+        write!(
+            f,
+            " of migration \"{}\" ({}){}.",
+            self.version,
+            self.name,
+            self.project.mention("in")
+        )
+    }
+}

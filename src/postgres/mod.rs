@@ -1,0 +1,13 @@
+//! Every call into PostgreSQL's C API, and so every `unsafe` block of the extension, each with
+//! a `SAFETY` comment saying why it is sound. The modules above this one are safe Rust.
+
+pub mod advisory;
+pub mod backend;
+mod compat;
+pub mod hook;
+pub mod identity;
+pub mod lock;
+pub mod parser;
+pub mod transaction;
+
+pub use compat::reserve_guc_prefix;

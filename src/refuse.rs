@@ -1,0 +1,47 @@
+//! What a body may not hold, and the hint each refusal gives: the statements PostgreSQL refuses
+//! inside a function (they call `PreventInTransactionBlock` or need the client), those that
+//! change the extension's own objects, and those whose effect outlives the body (see
+//! `leftovers`).
+
+use crate::postgres::parser::{SessionStatement, StatementKind};
+
+const HINT_TRANSACTION: &str =
+    "Each migration runs inside the caller's transaction; remove transaction control statements.";
+const HINT_CONCURRENTLY: &str = "Each migration runs inside a transaction, where CONCURRENTLY is impossible; leave out CONCURRENTLY, or run the statement from a client outside migrate.";
+const HINT_VACUUM: &str =
+    "Run VACUUM from a client after migrating; ANALYZE works inside a migration.";
+const HINT_COPY: &str = "Bodies run inside the server, where no client streams data; use INSERT, or COPY from a file on the server.";
+const HINT_TOP_LEVEL: &str = "PostgreSQL runs this statement only outside a transaction block; run it from a client outside migrate.";
+const HINT_OWN_OBJECTS: &str = "The extension keeps its own books: use its functions (down, register, ...), or ALTER EXTENSION and DROP EXTENSION from a client outside migrate.";
+const HINT_HOLD: &str = "A holdable cursor outlives the body and runs its query at commit, as whoever commits: declare the cursor without WITH HOLD, and close it before the body ends.";
+const HINT_PREPARE: &str = "A prepared statement outlives the body, and runs as whoever executes it later in the session: run the statement itself.";
+const HINT_LISTEN: &str = "A LISTEN outlives the body, in the session of whoever applies the migration: listen from the application.";
+const HINT_LOAD: &str = "A library a body loads stays loaded in the session of whoever applies the migration: load it with session_preload_libraries, or from a client.";
+
+/// A refused statement, as the error names it, and the hint to give.
+pub type Refusal = (&'static str, &'static str);
+
+/// Why a statement of `kind` may not be in a body, if it may not.
+pub fn refusal(kind: StatementKind) -> Option<Refusal> {
+    match kind {
+        StatementKind::OwnObjects(statement) => Some((statement, HINT_OWN_OBJECTS)),
+        StatementKind::Session(statement) => Some(session(statement)),
+        StatementKind::TransactionControl(statement) => Some((statement, HINT_TRANSACTION)),
+        StatementKind::Concurrently(statement) => Some((statement, HINT_CONCURRENTLY)),
+        StatementKind::Vacuum => Some(("VACUUM", HINT_VACUUM)),
+        StatementKind::TopLevelOnly(statement) => Some((statement, HINT_TOP_LEVEL)),
+        StatementKind::ClientCopy(statement) => Some((statement, HINT_COPY)),
+        StatementKind::Other => None,
+    }
+}
+
+/// The refusal of a statement that would leave state in the session, also when a running body
+/// reaches it through dynamic SQL.
+pub fn session(statement: SessionStatement) -> Refusal {
+    match statement {
+        SessionStatement::HoldableCursor => ("DECLARE CURSOR WITH HOLD", HINT_HOLD),
+        SessionStatement::Prepare => ("PREPARE", HINT_PREPARE),
+        SessionStatement::Listen => ("LISTEN", HINT_LISTEN),
+        SessionStatement::Load => ("LOAD", HINT_LOAD),
+    }
+}

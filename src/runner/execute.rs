@@ -1,0 +1,211 @@
+//! Running one body: as its registrant, statement by statement, again while it only failed to
+//! get a lock in time, and with nothing of it left in the session afterwards.
+
+use std::cell::OnceCell;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use pgrx::prelude::*;
+
+use crate::call::{BodyRunning, Call};
+use crate::error::{ErrorParts, MigrateError};
+use crate::gucs;
+use crate::leftovers::SessionState;
+use crate::parse;
+use crate::place::{Body, Place, Position};
+use crate::postgres::{backend, identity, transaction};
+use crate::store::Migration;
+
+/// When the deferred constraint checks (and other deferred triggers) of a body run.
+#[derive(Clone, Copy, PartialEq)]
+pub enum DeferredChecks {
+    /// At the caller's commit, as in plain SQL, when the caller is the body's registrant;
+    /// otherwise at the end of the body, as the registrant: a deferred trigger fires as the
+    /// role current when it fires, which at commit would be the caller.
+    UnlessRegisteredByAnother,
+    /// At the end of every body: `apply()` commits each migration, and a violation then fails
+    /// the migration with its place instead of the commit.
+    AtBodyEnd,
+}
+
+/// Runs the bodies of one call.
+pub struct Executor<'a> {
+    call: &'a Call,
+    /// What the session holds that no body may add to, noted before the first body runs: a
+    /// call with nothing to do (every start-up after the first) never looks.
+    session: OnceCell<SessionState>,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(call: &'a Call) -> Self {
+        Executor {
+            call,
+            session: OnceCell::new(),
+        }
+    }
+
+    /// Runs the `body` of `migration` in the caller's transaction, with retries, and returns
+    /// its duration in ms.
+    pub fn run(
+        &self,
+        migration: &Migration,
+        body: Body,
+        deferred: DeferredChecks,
+    ) -> Result<f64, MigrateError> {
+        let place = self.call.place(&migration.version, &migration.name, body);
+        self.run_with_retries(&place, migration, deferred)
+    }
+
+    /// The same in a subtransaction of its own: a body that fails is rolled back alone.
+    pub fn run_alone(
+        &self,
+        migration: &Migration,
+        body: Body,
+        deferred: DeferredChecks,
+    ) -> Result<f64, MigrateError> {
+        self.in_subtransaction(|| self.run(migration, body, deferred))
+    }
+
+    /// The session as the call found it; the runner's own work before the first body changes
+    /// none of what it holds.
+    fn session(&self) -> Result<&SessionState, MigrateError> {
+        if let Some(session) = self.session.get() {
+            return Ok(session);
+        }
+        let captured = SessionState::capture()?;
+        Ok(self.session.get_or_init(|| captured))
+    }
+
+    /// Runs `f` in a subtransaction; when it fails, also releases the session-level advisory
+    /// locks it took, which the rollback does not.
+    fn in_subtransaction(
+        &self,
+        f: impl FnOnce() -> Result<f64, MigrateError>,
+    ) -> Result<f64, MigrateError> {
+        let before = self.session()?;
+        let result = transaction::subtransaction(f);
+        if result.is_err() {
+            before.release_after_failure()?;
+        }
+        result
+    }
+
+    /// Runs one body, and again (in a subtransaction, after a pause) while a statement of it
+    /// fails to get a lock within `migrate.lock_timeout` and `migrate.lock_retries` allows.
+    /// Returns the duration of the successful attempt in ms.
+    fn run_with_retries(
+        &self,
+        place: &Place,
+        migration: &Migration,
+        deferred: DeferredChecks,
+    ) -> Result<f64, MigrateError> {
+        let retries = gucs::lock_retries();
+        let attempts = retries + 1;
+        let mut backoff = FIRST_BACKOFF_MS;
+        for attempt in 1.. {
+            // Without retries the caller's transaction is all there is to roll back.
+            let result = if retries == 0 {
+                self.run_once(place, migration, deferred)
+            } else {
+                self.in_subtransaction(|| self.run_once(place, migration, deferred))
+            };
+            match result {
+                Err(MigrateError::BodyFailed { error, place })
+                    if error.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
+                {
+                    let timeout_ms = gucs::lock_timeout_ms();
+                    if attempt >= attempts {
+                        return Err(MigrateError::LockTimeout {
+                            error,
+                            place,
+                            attempts,
+                            timeout_ms,
+                        });
+                    }
+                    notice!(
+                        "migration \"{}\" ({}) could not get a lock within {timeout_ms} ms (attempt {attempt} of {attempts}); trying again in {backoff} ms",
+                        place.version,
+                        place.name
+                    );
+                    backend::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns on the last attempt")
+    }
+
+    /// Runs one body as its registrant, statement by statement, makes sure it left nothing in
+    /// the session that the call found absent, and returns its duration in ms.
+    fn run_once(
+        &self,
+        place: &Place,
+        migration: &Migration,
+        deferred: DeferredChecks,
+    ) -> Result<f64, MigrateError> {
+        let before = self.session()?;
+        let body = migration.body.as_deref().unwrap_or_default();
+        let mut statements: Vec<(&str, Position)> = parse::statements(body, place)?
+            .iter()
+            .enumerate()
+            .map(|(index, statement)| {
+                let position = Position::Statement {
+                    number: index + 1,
+                    line: statement.line,
+                };
+                (&body[statement.start..statement.end], position)
+            })
+            .collect();
+        let registrant = identity::role_oid(&migration.registered_by).ok_or_else(|| {
+            MigrateError::UnknownRegistrant {
+                role: migration.registered_by.clone(),
+                place: place.clone(),
+            }
+        })?;
+        // control run "deferred triggers left for the caller's commit"
+        if deferred == DeferredChecks::AtBodyEnd || registrant != self.call.caller {
+            statements.push(("SET CONSTRAINTS ALL IMMEDIATE", Position::DeferredChecks));
+        }
+        let started = Instant::now();
+        {
+            let _running = BodyRunning::start();
+            identity::as_registrant(registrant, || execute(&statements, place))?;
+        }
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        // control run "nothing looked for at the end of a body"
+        before.check(place)?;
+        Ok(duration_ms)
+    }
+}
+
+/// The first pause before another attempt of a migration that hit `migrate.lock_timeout`; each
+/// further pause doubles, up to `MAX_BACKOFF_MS`.
+const FIRST_BACKOFF_MS: u64 = 100;
+const MAX_BACKOFF_MS: u64 = 5_000;
+
+/// Executes the statements and, when one fails, returns the server's error with the statement's
+/// place added. The caller then rolls the failed work back: the subtransaction around it, or,
+/// by raising the error, the whole transaction.
+fn execute(statements: &[(&str, Position)], place: &Place) -> Result<(), MigrateError> {
+    let current = AtomicUsize::new(0);
+    let failed_at = |index: usize| place.at(statements[index].1);
+    PgTryBuilder::new(AssertUnwindSafe(|| {
+        for (index, (sql, _)) in statements.iter().enumerate() {
+            current.store(index, Ordering::Relaxed);
+            Spi::run(sql).map_err(|error| MigrateError::StatementNotRun {
+                error,
+                place: failed_at(index),
+            })?;
+        }
+        Ok(())
+    }))
+    .catch_others(|caught| {
+        Err(MigrateError::BodyFailed {
+            error: ErrorParts::from(&caught),
+            place: failed_at(current.load(Ordering::Relaxed)),
+        })
+    })
+    .execute()
+}
