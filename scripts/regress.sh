@@ -19,5 +19,6 @@ status=0
 if [[ ${REGRESS_ACCEPT:-} == 1 ]]; then
     cp "$out"/results/*.out test/expected/
 fi
+shopt -s nullglob
 python3 scripts/check-transcripts.py README.md docs/*.md || status=1
 exit $status
