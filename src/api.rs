@@ -19,7 +19,8 @@ fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateErr
     value.ok_or(MigrateError::NullArgument { argument })
 }
 
-/// The `project` argument, checked once for the whole call.
+/// The `project` argument, checked once for the whole call: after every NULL check, so that a
+/// NULL always gets 22004.
 fn project(value: Option<&str>) -> Result<Project, MigrateError> {
     Ok(Project::new(required(value, "project")?)?)
 }
@@ -33,12 +34,17 @@ fn register(
     down_sql: default!(Option<&str>, "NULL"),
     project: default!(Option<&str>, "'default'"),
 ) -> Result<&'static str, ErrorReport> {
+    let (version, name, up_sql) = (
+        required(version, "version")?,
+        required(name, "name")?,
+        required(up_sql, "up_sql")?,
+    );
     let project = self::project(project)?;
     let request = registry::Request {
         project: &project,
-        version: required(version, "version")?,
-        name: required(name, "name")?,
-        up_sql: required(up_sql, "up_sql")?,
+        version,
+        name,
+        up_sql,
         down_sql,
     };
     Ok(registry::register("migrate.register()", &request)?.as_str())
@@ -52,13 +58,12 @@ fn register_script(
     script: Option<&str>,
     project: default!(Option<&str>, "'default'"),
 ) -> Result<&'static str, ErrorReport> {
-    Ok(registry::register_script(
-        &self::project(project)?,
+    let (version, name, script) = (
         required(version, "version")?,
         required(name, "name")?,
         required(script, "script")?,
-    )?
-    .as_str())
+    );
+    Ok(registry::register_script(&self::project(project)?, version, name, script)?.as_str())
 }
 
 /// Applies the pending migrations of `project` up to and including `target` (NULL: all).
@@ -120,10 +125,8 @@ fn baseline(
     version: Option<&str>,
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
-    Ok(runner::baseline(
-        self::project(project)?,
-        required(version, "version")?,
-    )?)
+    let version = required(version, "version")?;
+    Ok(runner::baseline(self::project(project)?, version)?)
 }
 
 /// What `up(target, project)` would run, in order, without running it.
@@ -171,9 +174,10 @@ fn plan_down(
     >,
     ErrorReport,
 > {
+    let steps = required(steps, "steps")?;
     Ok(TableIterator::new(plan::plan_down(
         self::project(project)?,
-        required(steps, "steps")?,
+        steps,
     )?))
 }
 
@@ -224,7 +228,7 @@ fn register_files(
 ) -> Result<i32, ErrorReport> {
     let paths = required(paths, "paths")?;
     let contents = required(contents, "contents")?;
-    let project = self::project(project)?;
+    let project = required(project, "project")?;
     if paths.len() != contents.len() {
         return Err(MigrateError::FileListLengths {
             paths: paths.len(),
@@ -239,7 +243,7 @@ fn register_files(
         .collect::<Result<Vec<_>, MigrateError>>()?;
     Ok(registry::register_files(
         "migrate.register_files()",
-        &project,
+        &Project::new(project).map_err(MigrateError::from)?,
         &files,
     )?)
 }
@@ -250,10 +254,8 @@ fn import_dir(
     path: Option<&str>,
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
-    Ok(registry::import_dir(
-        &self::project(project)?,
-        required(path, "path")?,
-    )?)
+    let path = required(path, "path")?;
+    Ok(registry::import_dir(&self::project(project)?, path)?)
 }
 
 /// Marks applied the registered migrations of `project` that another tool's history (dbmate,
@@ -263,10 +265,8 @@ fn adopt(
     tool: Option<&str>,
     project: default!(Option<&str>, "'default'"),
 ) -> Result<i32, ErrorReport> {
-    Ok(adopt::adopt(
-        self::project(project)?,
-        required(tool, "tool")?,
-    )?)
+    let tool = required(tool, "tool")?;
+    Ok(adopt::adopt(self::project(project)?, tool)?)
 }
 
 /// For `migrate.verify()`: why this release would refuse a stored body (one stored by an earlier

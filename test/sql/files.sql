@@ -21,9 +21,17 @@ SELECT migrate.register_files(ARRAY['20260101000000_create_a.sql'],
 SELECT migrate.register_files(ARRAY['notes.txt'], ARRAY['hello']);
 SELECT migrate.register_files(ARRAY['1_a.up.sql'], ARRAY['x', 'y']);
 SELECT migrate.register_files(ARRAY['1_a.down.sql'], ARRAY['DROP TABLE a;']);
+SELECT migrate.register_files(ARRAY['V5__create_e.sql', 'R__refresh_views.sql'], ARRAY['CREATE TABLE e (id int);', 'SELECT 1;']);
 SELECT migrate.import_dir('relative/path');
 SELECT migrate.import_dir('/nonexistent/migrations');
 SELECT migrate.adopt('liquibase');
 SELECT migrate.adopt('dbmate');
 
+-- adopt: what another tool applied is marked applied, without running it
+CREATE TABLE schema_migrations (version text PRIMARY KEY);
+INSERT INTO schema_migrations VALUES ('20260101000000'), ('20260102000000'), ('20251201000000');
+SELECT migrate.adopt('dbmate', project => 'layouts');
+SELECT version, state FROM migrate.status('layouts');
+
+DROP TABLE schema_migrations;
 DROP EXTENSION migrations;
