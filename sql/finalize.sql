@@ -76,15 +76,15 @@ AS $$
                    AND e.version OPERATOR(pg_catalog.=) m.version
                    AND e.event OPERATOR(pg_catalog.=) ANY ('{up,down,baseline}')
                  ORDER BY e.id DESC LIMIT 1) AS last_run,
-               -- as in status(): failed until applied, or until its body is replaced
-               (SELECT e.event FROM migrate.events e
-                 WHERE e.project OPERATOR(pg_catalog.=) m.project
-                   AND e.version OPERATOR(pg_catalog.=) m.version
-                 ORDER BY e.id DESC LIMIT 1) AS last_event
+               -- the state rule is status()'s alone
+               s.state
           FROM migrate.migrations m
           LEFT JOIN migrate.applied a
                  ON a.project OPERATOR(pg_catalog.=) m.project
                 AND a.version OPERATOR(pg_catalog.=) m.version
+          JOIN migrate.status($1) s
+            ON s.project OPERATOR(pg_catalog.=) m.project
+           AND s.version OPERATOR(pg_catalog.=) m.version
          WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
     ), problems AS (
         -- a body stored before this release refused one of its statements
@@ -115,7 +115,7 @@ AS $$
                       AND e.event OPERATOR(pg_catalog.=) ANY ('{up,baseline}')))
         UNION ALL
         SELECT r.project, r.version, r.version_key, 4,
-               CASE WHEN r.last_event OPERATOR(pg_catalog.=) 'failed' THEN 'failed' ELSE 'pending' END,
+               CASE WHEN r.state OPERATOR(pg_catalog.=) 'failed' THEN 'failed' ELSE 'pending' END,
                CASE WHEN EXISTS (SELECT FROM registered n
                                   WHERE n.project OPERATOR(pg_catalog.=) r.project AND n.applied
                                     AND n.version_key OPERATOR(pg_catalog.>) r.version_key)

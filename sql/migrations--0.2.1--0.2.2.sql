@@ -1,0 +1,76 @@
+-- Update from 0.2.1 to 0.2.2. verify() takes each migration's state from status(), so that the
+-- rule "failed until applied, or until its body is replaced" is written once. Nothing else
+-- changes.
+\echo Use "ALTER EXTENSION migrations UPDATE TO '0.2.2'" to load this file. \quit
+
+-- As in sql/finalize.sql; CREATE OR REPLACE keeps its owner, grants and comment.
+CREATE OR REPLACE FUNCTION migrate.verify(project text DEFAULT NULL)
+RETURNS TABLE (
+    project text,
+    version text,
+    problem text,
+    detail  text
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH registered AS (
+        SELECT m.project, m.version, m.name, m.up_sql, m.down_sql, m.version_key, m.checksum,
+               pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(m.up_sql, 'UTF8')), 'hex') AS body_checksum,
+               a.version IS NOT NULL AS applied, a.checksum AS applied_checksum, a.event_id,
+               (SELECT e.event FROM migrate.events e
+                 WHERE e.project OPERATOR(pg_catalog.=) m.project
+                   AND e.version OPERATOR(pg_catalog.=) m.version
+                   AND e.event OPERATOR(pg_catalog.=) ANY ('{up,down,baseline}')
+                 ORDER BY e.id DESC LIMIT 1) AS last_run,
+               -- the state rule is status()'s alone
+               s.state
+          FROM migrate.migrations m
+          LEFT JOIN migrate.applied a
+                 ON a.project OPERATOR(pg_catalog.=) m.project
+                AND a.version OPERATOR(pg_catalog.=) m.version
+          JOIN migrate.status($1) s
+            ON s.project OPERATOR(pg_catalog.=) m.project
+           AND s.version OPERATOR(pg_catalog.=) m.version
+         WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
+    ), problems AS (
+        -- a body stored before this release refused one of its statements
+        SELECT r.project, r.version, r.version_key, 0 AS rank, 'refused statement' AS problem, b.refusal AS detail
+          FROM registered r
+         CROSS JOIN LATERAL (VALUES (migrate.body_refusal(r.project, r.version, r.name, r.up_sql, 'up')),
+                                    (migrate.body_refusal(r.project, r.version, r.name, r.down_sql, 'down'))) b(refusal)
+         WHERE b.refusal IS NOT NULL
+        UNION ALL
+        SELECT r.project, r.version, r.version_key, 1, 'body changed',
+               pg_catalog.format('the stored up body has checksum %s, registered as %s', r.body_checksum, r.checksum)
+          FROM registered r WHERE r.body_checksum OPERATOR(pg_catalog.<>) r.checksum
+        UNION ALL
+        SELECT r.project, r.version, r.version_key, 2, 'checksum mismatch',
+               pg_catalog.format('applied with checksum %s, registered with %s', r.applied_checksum, r.checksum)
+          FROM registered r WHERE r.applied AND r.applied_checksum OPERATOR(pg_catalog.<>) r.checksum
+        UNION ALL
+        SELECT r.project, r.version, r.version_key, 3, 'history mismatch',
+               CASE WHEN r.applied THEN 'applied, but the history does not show it applied'
+                    ELSE 'not applied, but the history shows it applied' END
+          FROM registered r
+         WHERE r.applied OPERATOR(pg_catalog.<>) COALESCE(r.last_run OPERATOR(pg_catalog.=) ANY ('{up,baseline}'), false)
+            OR (r.applied AND NOT EXISTS (
+                   SELECT FROM migrate.events e
+                    WHERE e.id OPERATOR(pg_catalog.=) r.event_id
+                      AND e.project OPERATOR(pg_catalog.=) r.project
+                      AND e.version OPERATOR(pg_catalog.=) r.version
+                      AND e.event OPERATOR(pg_catalog.=) ANY ('{up,baseline}')))
+        UNION ALL
+        SELECT r.project, r.version, r.version_key, 4,
+               CASE WHEN r.state OPERATOR(pg_catalog.=) 'failed' THEN 'failed' ELSE 'pending' END,
+               CASE WHEN EXISTS (SELECT FROM registered n
+                                  WHERE n.project OPERATOR(pg_catalog.=) r.project AND n.applied
+                                    AND n.version_key OPERATOR(pg_catalog.>) r.version_key)
+                    THEN 'older than an applied migration: out of order'
+                    ELSE 'not applied yet' END
+          FROM registered r WHERE NOT r.applied
+    )
+    SELECT p.project, p.version, p.problem, p.detail
+      FROM problems p
+     ORDER BY p.project, p.version_key, p.rank
+$$;
