@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Benchmarks the issue's performance floor on a throw-away server with a release build:
+# Benchmarks the performance floor on a throw-away server with a release build:
 #   1. N trivial migrations (one INSERT each) applied by one SELECT migrate.up(), against psql
 #      running the same N statements in one transaction (the floor);
 #      the same through CALL migrate.apply(), which commits after each migration;
-#   2. the application start-up case: registering all N again (unchanged) plus up();
-#   3. SELECT * FROM migrate.status() over N migrations.
+#   2. the application start-up case: registering all N again (unchanged) plus up(), as N
+#      register() calls and as one register_files() call;
+#   3. a no-op up() right after a new project's N migrations were applied, while the tables'
+#      statistics still describe the database before them (autovacuum has not analyzed yet);
+#   4. SELECT * FROM migrate.status() over N migrations.
 # Prints medians over RUNS runs and ratios to the floor. Not a test: it asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +27,16 @@ trap 'bash scripts/cluster.sh stop "$DIR"; rm -rf "$WORK"' EXIT
 eval "$(bash scripts/cluster.sh start "$DIR" "$PORT")"
 WORK=$(mktemp -d)
 
-# The same N statements, as one psql file and as N register() calls.
+# The same N statements, as one psql file, as N register() calls, and as one register_files().
 for i in $(seq 1 "$N"); do echo "INSERT INTO bench_log VALUES ($i);"; done >"$WORK/bodies.sql"
 for i in $(seq 1 "$N"); do
     printf "SELECT migrate.register('%06d', 'insert %d', 'INSERT INTO bench_log VALUES (%d);');\n" "$i" "$i" "$i"
 done >"$WORK/register.sql"
+files_call() { # files_call PROJECT: one register_files() call of the N migrations
+    echo "SELECT migrate.register_files(array_agg(format('%s_insert.up.sql', lpad(i::text, 6, '0'))),"
+    echo "    array_agg(format('INSERT INTO bench_log VALUES (%s);', i)), '$1') FROM generate_series(1, $N) i;"
+}
+files_call files >"$WORK/files.sql"
 
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 fresh_db() { # fresh_db NAME [WITH_EXTENSION]
@@ -40,7 +48,7 @@ fresh_db() { # fresh_db NAME [WITH_EXTENSION]
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-floor=() up=() apply=() startup=()
+floor=() up=() apply=() startup=() files=() stale=()
 for _ in $(seq 1 "$RUNS"); do
     fresh_db floor
     start=$(now_ns); psql_q -d floor -1 -f "$WORK/bodies.sql"; end=$(now_ns)
@@ -60,17 +68,35 @@ for _ in $(seq 1 "$RUNS"); do
 
     start=$(now_ns); psql_q -d ext -1 -f "$WORK/register.sql" -c "SELECT migrate.up()" >/dev/null 2>&1; end=$(now_ns)
     startup+=($(((end - start) / 1000)))
+
+    psql_q -d ext -f "$WORK/files.sql" -c "SELECT migrate.up(project => 'files')" >/dev/null 2>&1
+    start=$(now_ns)
+    psql_q -d ext -1 -f "$WORK/files.sql" -c "SELECT migrate.up(project => 'files')" >/dev/null 2>&1
+    end=$(now_ns)
+    files+=($(((end - start) / 1000)))
+
+    # Statistics that know one small project, then a new one applied in bulk.
+    fresh_db stale yes
+    psql_q -d stale -c "SELECT migrate.register('1', 'small', 'SELECT 1', project => 'small')" \
+        -c "SELECT migrate.up(project => 'small')" -c "ANALYZE migrate.migrations, migrate.applied" >/dev/null 2>&1
+    files_call big | psql_q -d stale >/dev/null 2>&1
+    psql_q -d stale -c "SELECT migrate.up(project => 'big')" >/dev/null 2>&1
+    start=$(now_ns); psql_q -d stale -c "SELECT migrate.up(project => 'big')" >/dev/null 2>&1; end=$(now_ns)
+    stale+=($(((end - start) / 1000)))
+    [[ $(psql -X -A -t -d stale -c "SELECT count(*) FROM bench_log") == "$N" ]]
 done
 
-echo "SELECT * FROM migrate.status();" >"$WORK/status.sql"
+echo "SELECT * FROM migrate.status('default');" >"$WORK/status.sql"
 status_ms=$("$BIN/pgbench" -n -t 200 -f "$WORK/status.sql" ext 2>/dev/null | awk '/latency average/ {print $4}')
-[[ $(psql -X -A -t -d ext -c "SELECT count(*) FROM migrate.status()") == "$N" ]]
+[[ $(psql -X -A -t -d ext -c "SELECT count(*) FROM migrate.status('default')") == "$N" ]]
 
 floor_us=$(printf '%s\n' "${floor[@]}" | median)
 up_us=$(printf '%s\n' "${up[@]}" | median)
 apply_us=$(printf '%s\n' "${apply[@]}" | median)
 startup_us=$(printf '%s\n' "${startup[@]}" | median)
-awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v s="$startup_us" -v st="$status_ms" 'BEGIN {
+files_us=$(printf '%s\n' "${files[@]}" | median)
+stale_us=$(printf '%s\n' "${stale[@]}" | median)
+awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v s="$startup_us" -v fi="$files_us" -v sl="$stale_us" -v st="$status_ms" 'BEGIN {
     printf "migrations benchmark: %d trivial migrations, median of %d runs, one psql call each\n\n", n, runs
     printf "| %-58s | %10s | %8s |\n", "workload", "median ms", "vs floor"
     printf "|%s|%s|%s|\n", "------------------------------------------------------------", "------------", "----------"
@@ -78,5 +104,7 @@ awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v
     printf "| %-58s | %10.1f | %8.2f |\n", "SELECT migrate.up() applying " n " registered migrations", u / 1000, u / f
     printf "| %-58s | %10.1f | %8.2f |\n", "CALL migrate.apply() applying " n ", a commit each", a / 1000, a / f
     printf "| %-58s | %10.1f | %8.2f |\n", "start-up no-op: " n " register() calls (unchanged) + up()", s / 1000, s / f
+    printf "| %-58s | %10.1f | %8.2f |\n", "start-up no-op: register_files() of " n " (unchanged) + up()", fi / 1000, fi / f
+    printf "| %-58s | %10.1f | %8.2f |\n", "no-op up() after " n " applied, statistics not yet updated", sl / 1000, sl / f
     printf "| %-58s | %10.2f | %8s |\n", "SELECT * FROM migrate.status() over " n " (pgbench avg)", st, "-"
 }'

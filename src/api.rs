@@ -46,8 +46,9 @@ fn register(
         name,
         up_sql,
         down_sql,
+        empty_down_is_none: false,
     };
-    Ok(registry::register("migrate.register()", &request)?.as_str())
+    Ok(registry::register("migrate.register()", request)?.as_str())
 }
 
 /// Stores one migration from a file in the dbmate layout (`-- migrate:up`, `-- migrate:down`).

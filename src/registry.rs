@@ -41,52 +41,44 @@ pub fn checksum(up_sql: &str) -> String {
         .collect()
 }
 
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub project: &'a Project,
     pub version: &'a str,
     pub name: &'a str,
     pub up_sql: &'a str,
     pub down_sql: Option<&'a str>,
+    /// Whether a down body without statements means none, as an empty down section or file
+    /// does; `register()` refuses one.
+    pub empty_down_is_none: bool,
 }
 
 impl Request<'_> {
     fn place(&self, body: Body) -> Place {
         Place::whole(self.project, self.version, self.name, body)
     }
+
+    /// Whether `existing` holds exactly this request's name and bodies.
+    fn is_stored_as(&self, existing: &Registered) -> bool {
+        existing.name == self.name
+            && existing.up_sql == self.up_sql
+            && existing.down_sql.as_deref() == self.down_sql
+    }
 }
 
-/// A request whose version, name and bodies passed the checks, with its checksum and key.
+/// A request whose version and name passed the checks, with its version key. Its bodies are
+/// checked when they are about to be stored (`Registrar::store`).
 struct Checked<'a> {
-    request: &'a Request<'a>,
-    checksum: String,
+    request: Request<'a>,
     version_key: Vec<u8>,
 }
 
-impl Checked<'_> {
-    fn migration(&self) -> NewMigration<'_> {
-        NewMigration {
-            project: self.request.project,
-            version: self.request.version,
-            name: self.request.name,
-            up_sql: self.request.up_sql,
-            down_sql: self.request.down_sql,
-            checksum: &self.checksum,
-            version_key: &self.version_key,
-        }
-    }
-}
-
-/// Checks a request before anything waits for the runner lock.
-fn check<'a>(request: &'a Request<'a>) -> Result<Checked<'a>, MigrateError> {
+/// Checks a request's version and name before anything waits for the runner lock.
+fn check(request: Request<'_>) -> Result<Checked<'_>, MigrateError> {
     version::check_version(request.version)?;
     version::check_name(request.name)?;
-    check_body(request.up_sql, request.place(Body::Up))?;
-    if let Some(down_sql) = request.down_sql {
-        check_body(down_sql, request.place(Body::Down))?;
-    }
     Ok(Checked {
         request,
-        checksum: checksum(request.up_sql),
         version_key: version::sort_key(request.version),
     })
 }
@@ -124,35 +116,55 @@ impl Registrar {
         existing: Option<Registered>,
     ) -> Result<Registration, MigrateError> {
         let request = checked.request;
-        match existing {
-            None => {
-                store::insert(&checked.migration(), &self.call.role)?;
-                Ok(Registration::Registered)
-            }
-            Some(existing) if existing.version != request.version => {
-                Err(MigrateError::VersionCollision {
+        if let Some(existing) = &existing {
+            if existing.version != request.version {
+                return Err(MigrateError::VersionCollision {
                     project: request.project.clone(),
                     version: request.version.to_owned(),
-                    registered: existing.version,
-                })
+                    registered: existing.version.clone(),
+                });
             }
-            Some(existing)
-                if existing.name == request.name
-                    && existing.up_sql == request.up_sql
-                    && existing.down_sql.as_deref() == request.down_sql =>
-            {
-                Ok(Registration::Unchanged)
+            // What is stored passed the checks when it was stored: an application that
+            // registers everything it ships at every start does not have it parsed again.
+            if request.is_stored_as(existing) {
+                return Ok(Registration::Unchanged);
             }
-            Some(existing) if existing.applied && existing.checksum != checked.checksum => {
+        }
+        let request = if request.empty_down_is_none {
+            without_empty_down(request)
+        } else {
+            request
+        };
+        check_body(request.up_sql, request.place(Body::Up))?;
+        if let Some(down_sql) = request.down_sql {
+            check_body(down_sql, request.place(Body::Down))?;
+        }
+        let checksum = checksum(request.up_sql);
+        let migration = NewMigration {
+            project: request.project,
+            version: request.version,
+            name: request.name,
+            up_sql: request.up_sql,
+            down_sql: request.down_sql,
+            checksum: &checksum,
+            version_key: &checked.version_key,
+        };
+        match existing {
+            None => {
+                store::insert(&migration, &self.call.role)?;
+                Ok(Registration::Registered)
+            }
+            // An empty down file, stored as no down body.
+            Some(existing) if request.is_stored_as(&existing) => Ok(Registration::Unchanged),
+            Some(existing) if existing.applied && existing.checksum != checksum => {
                 Err(MigrateError::AppliedBodyChanged {
                     project: request.project.clone(),
                     version: request.version.to_owned(),
                     applied: existing.checksum,
-                    new: checked.checksum.clone(),
+                    new: checksum,
                 })
             }
             Some(existing) => {
-                let migration = checked.migration();
                 store::update(&migration, &self.call.role, &changes(&existing, &migration))?;
                 Ok(Registration::Updated)
             }
@@ -163,7 +175,7 @@ impl Registrar {
 /// Stores a migration, or finds it already there (see `Registrar::store`).
 pub fn register(
     function: &'static str,
-    request: &Request<'_>,
+    request: Request<'_>,
 ) -> Result<Registration, MigrateError> {
     let checked = check(request)?;
     let registrar = Registrar::start(function, request.project)?;
@@ -223,8 +235,9 @@ pub fn register_script(
         name,
         up_sql: sections.up,
         down_sql: sections.down,
+        empty_down_is_none: true,
     };
-    register("migrate.register_script()", &without_empty_down(request))
+    register("migrate.register_script()", request)
 }
 
 /// `register` for every migration in a set of files (`files`: path and content), as
@@ -235,19 +248,19 @@ pub fn register_files(
     files: &[(String, String)],
 ) -> Result<i32, MigrateError> {
     let migrations = files::migrations(files)?;
-    let requests: Vec<Request<'_>> = migrations
+    let checked = migrations
         .iter()
         .map(|migration| {
-            without_empty_down(Request {
+            check(Request {
                 project,
                 version: &migration.version,
                 name: &migration.name,
                 up_sql: migration.up.as_deref().unwrap_or_default(),
                 down_sql: migration.down.as_deref(),
+                empty_down_is_none: true,
             })
         })
-        .collect();
-    let checked = requests.iter().map(check).collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     // Two files whose versions are equal in natural order (1 and 01) collide here already.
     let mut keys = HashMap::new();
     for item in &checked {

@@ -13,6 +13,7 @@ use pgrx::spi::{OwnedPreparedStatement, SpiHeapTupleData, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{ErrorParts, MigrateError};
+use crate::place::Body;
 
 /// The kinds of event in `migrate.events`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,18 +100,64 @@ fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
     })
 }
 
+/// The versions of `project`'s applied migrations.
+fn applied_versions(project: &str) -> Result<HashSet<String>, MigrateError> {
+    select_rows(
+        "SELECT a.version FROM migrate.applied a WHERE a.project = $1",
+        &[project.into()],
+        |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+    )
+}
+
+/// The migrations of `project` named in `versions`, in that order, with their `body`.
+fn migrations_named(
+    project: &str,
+    versions: Vec<String>,
+    body: Body,
+) -> Result<Vec<Migration>, MigrateError> {
+    if versions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = match body {
+        Body::Up => {
+            "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by
+               FROM migrate.migrations m WHERE m.project = $1 AND m.version = ANY($2)"
+        }
+        Body::Down => {
+            "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by
+               FROM migrate.migrations m WHERE m.project = $1 AND m.version = ANY($2)"
+        }
+    };
+    let mut found: HashMap<String, Migration> =
+        select_rows(query, &[project.into(), versions.clone().into()], |row| {
+            let migration = migration(row)?;
+            Ok((migration.version.clone(), migration))
+        })?;
+    Ok(versions
+        .iter()
+        .filter_map(|version| found.remove(version))
+        .collect())
+}
+
+// The reads below are single-table scans joined here, not in SQL: planned on the statistics of
+// a table that grew since its last ANALYZE (a project registered and applied in bulk, seconds
+// before the next start-up), an anti join becomes a nested loop over both tables, quadratic in
+// the number of migrations: 3.8 s for a no-op up() of 5,000.
+
 /// Pending migrations of `project`, in version order, up to `up_to` (a version key) if given.
 pub fn pending(project: &str, up_to: Option<&[u8]>) -> Result<Vec<Migration>, MigrateError> {
-    select_rows(
-        "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by
-               FROM migrate.migrations m
-              WHERE m.project = $1
-                AND ($2::bytea IS NULL OR m.version_key <= $2)
-                AND NOT EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version)
-              ORDER BY m.version_key",
+    let applied = applied_versions(project)?;
+    let pending: Vec<String> = select_rows::<String, Vec<String>>(
+        "SELECT m.version FROM migrate.migrations m
+          WHERE m.project = $1 AND ($2::bytea IS NULL OR m.version_key <= $2)
+          ORDER BY m.version_key",
         &[project.into(), up_to.into()],
-        migration,
-    )
+        |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+    )?
+    .into_iter()
+    .filter(|version| !applied.contains(version))
+    .collect();
+    migrations_named(project, pending, Body::Up)
 }
 
 /// Applied migrations of `project`, most recently applied first: those above version key
@@ -120,17 +167,26 @@ pub fn applied_newest_first(
     above: Option<&[u8]>,
     limit: Option<i64>,
 ) -> Result<Vec<Migration>, MigrateError> {
-    select_rows(
-        "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by
-               FROM migrate.applied a
-               JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
-              WHERE a.project = $1
-                AND ($2::bytea IS NULL OR m.version_key > $2)
-              ORDER BY a.event_id DESC
-              LIMIT $3",
-        &[project.into(), above.into(), limit.into()],
-        migration,
-    )
+    let above: Option<HashSet<String>> = above
+        .map(|key| {
+            select_rows(
+                "SELECT m.version FROM migrate.migrations m
+                  WHERE m.project = $1 AND m.version_key > $2",
+                &[project.into(), key.into()],
+                |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+            )
+        })
+        .transpose()?;
+    let newest_first: Vec<String> = select_rows::<String, Vec<String>>(
+        "SELECT a.version FROM migrate.applied a WHERE a.project = $1 ORDER BY a.event_id DESC",
+        &[project.into()],
+        |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+    )?
+    .into_iter()
+    .filter(|version| above.as_ref().is_none_or(|above| above.contains(version)))
+    .take(limit.map_or(usize::MAX, |limit| limit as usize))
+    .collect();
+    migrations_named(project, newest_first, Body::Down)
 }
 
 /// The first row `query` returns, if any.

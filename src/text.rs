@@ -19,11 +19,18 @@ pub fn shortened(value: &str) -> String {
     }
 }
 
-/// `"a", "b"`: each item double-quoted.
+/// `"a", "b"`: each item double-quoted; after the first 20, how many more there are, so that
+/// a message about ten thousand migrations stays readable.
 pub fn quoted_list(items: &[String]) -> String {
-    items
+    const SHOWN: usize = 20;
+    let mut list = items
         .iter()
+        .take(SHOWN)
         .map(|item| format!("\"{item}\""))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if items.len() > SHOWN {
+        list.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    list
 }

@@ -53,6 +53,12 @@ SELECT migrate.register('1', 'plugin table', 'CREATE TABLE plugin_t (id int)', p
 SELECT migrate.up(project => 'plugin');
 SELECT migrate.up('7', project => 'plugin');
 SELECT project, version, state FROM migrate.status('plugin');
+-- a long list in a message is cut after 20 items
+SET client_min_messages = warning;
+SELECT migrate.register_files(array_agg(format('%s_step.up.sql', i)), array_agg('SELECT 1;'::text), 'long') FROM generate_series(1, 25) i;
+SELECT migrate.up(project => 'long');
+RESET client_min_messages;
+SELECT migrate.down(25, project => 'long');
 
 DROP TABLE accounts, t, plugin_t;
 DROP EXTENSION migrations;
