@@ -52,26 +52,46 @@ pub fn up(
     project: Project,
     target: Option<&str>,
 ) -> Result<i32, MigrateError> {
-    let Some((call, pending, recorder)) =
-        prepare(function, project, LockScope::Transaction, |project| {
-            select::to_apply(project, target)
-        })?
+    in_one_transaction(function, project, Body::Up, |project| {
+        select::to_apply(project, target)
+    })
+}
+
+/// Runs the `direction` body of each migration `select` picks, in order, in the caller's
+/// transaction, and records it applied or reverted: `up` and `down`.
+fn in_one_transaction(
+    function: &'static str,
+    project: Project,
+    direction: Body,
+    select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
+) -> Result<i32, MigrateError> {
+    let Some((call, migrations, recorder)) =
+        prepare(function, project, LockScope::Transaction, select)?
     else {
         return Ok(0);
     };
     let executor = Executor::new(&call);
-    for migration in &pending {
-        let duration_ms = executor
-            .run(
-                migration,
-                Body::Up,
-                DeferredChecks::UnlessRegisteredByAnother,
-            )
-            .map_err(enum_value_not_committed)?;
-        call.as_owner(|| recorder.applied(&call.project, migration, &call.role, duration_ms))?;
-        report(&call, migration, "applied", duration_ms);
+    for migration in &migrations {
+        let ran = executor.run(
+            migration,
+            direction,
+            DeferredChecks::UnlessRegisteredByAnother,
+        );
+        let (project, role) = (&call.project, &call.role);
+        match direction {
+            Body::Up => {
+                let duration_ms = ran.map_err(enum_value_not_committed)?;
+                call.as_owner(|| recorder.applied(project, migration, role, duration_ms))?;
+                report(&call, migration, "applied", duration_ms);
+            }
+            Body::Down => {
+                let duration_ms = ran?;
+                call.as_owner(|| recorder.reverted(project, migration, role, duration_ms))?;
+                report(&call, migration, "reverted", duration_ms);
+            }
+        }
     }
-    Ok(pending.len() as i32)
+    Ok(migrations.len() as i32)
 }
 
 /// A value an earlier migration added to an enum is unusable until that transaction commits,
@@ -139,24 +159,9 @@ pub fn down(
     project: Project,
     which: Revert<'_>,
 ) -> Result<i32, MigrateError> {
-    let Some((call, migrations, recorder)) =
-        prepare(function, project, LockScope::Transaction, |project| {
-            select::to_revert(project, which)
-        })?
-    else {
-        return Ok(0);
-    };
-    let executor = Executor::new(&call);
-    for migration in &migrations {
-        let duration_ms = executor.run(
-            migration,
-            Body::Down,
-            DeferredChecks::UnlessRegisteredByAnother,
-        )?;
-        call.as_owner(|| recorder.reverted(&call.project, migration, &call.role, duration_ms))?;
-        report(&call, migration, "reverted", duration_ms);
-    }
-    Ok(migrations.len() as i32)
+    in_one_transaction(function, project, Body::Down, |project| {
+        select::to_revert(project, which)
+    })
 }
 
 /// `migrate.baseline()`: marks the pending migrations of `project` up to `target` applied
