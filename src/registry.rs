@@ -67,7 +67,7 @@ impl Request<'_> {
 }
 
 /// A request whose version and name passed the checks, with its version key. Its bodies are
-/// checked when they are about to be stored (`Registrar::store`).
+/// checked when they are about to be stored (`store_checked`).
 struct Checked<'a> {
     request: Request<'a>,
     version_key: Vec<u8>,
@@ -95,93 +95,86 @@ fn check_body(sql: &str, place: Place) -> Result<(), MigrateError> {
     parse::statements(sql, &place).map(drop)
 }
 
-/// Stores what registering calls checked, under the runner lock, so that a body cannot change
+/// The call of a registering function: under the runner lock, so that a body cannot change
 /// between being read and being applied.
-struct Registrar {
-    call: Call,
+fn registering(function: &'static str, project: &Project) -> Result<Call, MigrateError> {
+    Call::locked(function, project.clone(), LockScope::Transaction)
 }
 
-impl Registrar {
-    fn start(function: &'static str, project: &Project) -> Result<Self, MigrateError> {
-        let call = Call::locked(function, project.clone(), LockScope::Transaction)?;
-        Ok(Registrar { call })
+/// Stores `checked`, given what is registered under its version key: identical is a no-op, a
+/// changed pending one is replaced, a changed up body of an applied one is refused. Runs as
+/// the owner (inside `Call::as_owner`).
+fn store_checked(
+    call: &Call,
+    checked: &Checked<'_>,
+    existing: Option<Registered>,
+) -> Result<Registration, MigrateError> {
+    let request = checked.request;
+    if let Some(existing) = &existing {
+        if existing.version != request.version {
+            return Err(MigrateError::VersionCollision {
+                project: request.project.clone(),
+                version: request.version.to_owned(),
+                registered: existing.version.clone(),
+            });
+        }
+        // What is stored passed the checks when it was stored: an application that
+        // registers everything it ships at every start does not have it parsed again.
+        if request.is_stored_as(existing) {
+            return Ok(Registration::Unchanged);
+        }
     }
-
-    /// Stores `checked`, given what is registered under its version key: identical is a no-op,
-    /// a changed pending one is replaced, a changed up body of an applied one is refused.
-    /// Runs as the owner (inside `Call::as_owner`).
-    fn store(
-        &self,
-        checked: &Checked<'_>,
-        existing: Option<Registered>,
-    ) -> Result<Registration, MigrateError> {
-        let request = checked.request;
-        if let Some(existing) = &existing {
-            if existing.version != request.version {
-                return Err(MigrateError::VersionCollision {
-                    project: request.project.clone(),
-                    version: request.version.to_owned(),
-                    registered: existing.version.clone(),
-                });
-            }
-            // What is stored passed the checks when it was stored: an application that
-            // registers everything it ships at every start does not have it parsed again.
-            if request.is_stored_as(existing) {
-                return Ok(Registration::Unchanged);
-            }
+    let request = if request.empty_down_is_none {
+        without_empty_down(request)
+    } else {
+        request
+    };
+    check_body(request.up_sql, request.place(Body::Up))?;
+    if let Some(down_sql) = request.down_sql {
+        check_body(down_sql, request.place(Body::Down))?;
+    }
+    let checksum = checksum(request.up_sql);
+    let migration = NewMigration {
+        project: request.project,
+        version: request.version,
+        name: request.name,
+        up_sql: request.up_sql,
+        down_sql: request.down_sql,
+        checksum: &checksum,
+        version_key: &checked.version_key,
+    };
+    match existing {
+        None => {
+            store::insert(&migration, &call.role)?;
+            Ok(Registration::Registered)
         }
-        let request = if request.empty_down_is_none {
-            without_empty_down(request)
-        } else {
-            request
-        };
-        check_body(request.up_sql, request.place(Body::Up))?;
-        if let Some(down_sql) = request.down_sql {
-            check_body(down_sql, request.place(Body::Down))?;
+        // An empty down file, stored as no down body.
+        Some(existing) if request.is_stored_as(&existing) => Ok(Registration::Unchanged),
+        Some(existing) if existing.applied && existing.checksum != checksum => {
+            Err(MigrateError::AppliedBodyChanged {
+                project: request.project.clone(),
+                version: request.version.to_owned(),
+                applied: existing.checksum,
+                new: checksum,
+            })
         }
-        let checksum = checksum(request.up_sql);
-        let migration = NewMigration {
-            project: request.project,
-            version: request.version,
-            name: request.name,
-            up_sql: request.up_sql,
-            down_sql: request.down_sql,
-            checksum: &checksum,
-            version_key: &checked.version_key,
-        };
-        match existing {
-            None => {
-                store::insert(&migration, &self.call.role)?;
-                Ok(Registration::Registered)
-            }
-            // An empty down file, stored as no down body.
-            Some(existing) if request.is_stored_as(&existing) => Ok(Registration::Unchanged),
-            Some(existing) if existing.applied && existing.checksum != checksum => {
-                Err(MigrateError::AppliedBodyChanged {
-                    project: request.project.clone(),
-                    version: request.version.to_owned(),
-                    applied: existing.checksum,
-                    new: checksum,
-                })
-            }
-            Some(existing) => {
-                store::update(&migration, &self.call.role, &changes(&existing, &migration))?;
-                Ok(Registration::Updated)
-            }
+        Some(existing) => {
+            store::update(&migration, &call.role, &changes(&existing, &migration))?;
+            Ok(Registration::Updated)
         }
     }
 }
 
-/// Stores a migration, or finds it already there (see `Registrar::store`).
+/// Stores a migration, or finds it already there (see `store_checked`).
 pub fn register(
     function: &'static str,
     request: Request<'_>,
 ) -> Result<Registration, MigrateError> {
     let checked = check(request)?;
-    let registrar = Registrar::start(function, request.project)?;
-    registrar.call.as_owner(|| {
+    let call = registering(function, request.project)?;
+    call.as_owner(|| {
         let existing = store::registered(request.project, &checked.version_key)?;
-        registrar.store(&checked, existing)
+        store_checked(&call, &checked, existing)
     })
 }
 
@@ -273,12 +266,12 @@ pub fn register_files(
         }
     }
     // One lock, one owner switch and one read of what is registered, for all of them.
-    let registrar = Registrar::start(function, project)?;
+    let call = registering(function, project)?;
     let (mut registered, mut updated, mut unchanged) = (0, 0, 0);
-    registrar.call.as_owner(|| {
+    call.as_owner(|| {
         let mut existing = store::registered_in(project)?;
         for item in &checked {
-            match registrar.store(item, existing.remove(&item.version_key))? {
+            match store_checked(&call, item, existing.remove(&item.version_key))? {
                 Registration::Registered => registered += 1,
                 Registration::Updated => updated += 1,
                 Registration::Unchanged => unchanged += 1,

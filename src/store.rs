@@ -100,12 +100,17 @@ fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
     })
 }
 
+/// The first column of a row, as text.
+fn first_text(row: &SpiHeapTupleData<'_>) -> SpiResult<String> {
+    Ok(row.get::<String>(1)?.unwrap_or_default())
+}
+
 /// The versions of `project`'s applied migrations.
 fn applied_versions(project: &str) -> Result<HashSet<String>, MigrateError> {
     select_rows(
         "SELECT a.version FROM migrate.applied a WHERE a.project = $1",
         &[project.into()],
-        |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+        first_text,
     )
 }
 
@@ -152,7 +157,7 @@ pub fn pending(project: &str, up_to: Option<&[u8]>) -> Result<Vec<Migration>, Mi
           WHERE m.project = $1 AND ($2::bytea IS NULL OR m.version_key <= $2)
           ORDER BY m.version_key",
         &[project.into(), up_to.into()],
-        |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+        first_text,
     )?
     .into_iter()
     .filter(|version| !applied.contains(version))
@@ -173,14 +178,14 @@ pub fn applied_newest_first(
                 "SELECT m.version FROM migrate.migrations m
                   WHERE m.project = $1 AND m.version_key > $2",
                 &[project.into(), key.into()],
-                |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+                first_text,
             )
         })
         .transpose()?;
     let newest_first: Vec<String> = select_rows::<String, Vec<String>>(
         "SELECT a.version FROM migrate.applied a WHERE a.project = $1 ORDER BY a.event_id DESC",
         &[project.into()],
-        |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+        first_text,
     )?
     .into_iter()
     .filter(|version| above.as_ref().is_none_or(|above| above.contains(version)))
