@@ -17,12 +17,19 @@ AS $$
     SELECT m.project, m.version, m.name,
            CASE
                WHEN a.version IS NOT NULL THEN 'applied'
-               -- failed until applied, or until its body is replaced (an update event)
-               WHEN (SELECT e.event FROM migrate.events e
-                      WHERE e.project OPERATOR(pg_catalog.=) m.project
-                        AND e.version OPERATOR(pg_catalog.=) m.version
-                      ORDER BY e.id DESC LIMIT 1) OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
-               ELSE 'pending'
+               -- failed until applied, or until its body is replaced (an update event);
+               -- partial while some statements of a non-transactional one have run, which an
+               -- update (of the statements that have not) does not change
+               ELSE CASE (SELECT e.event FROM migrate.events e
+                           WHERE e.project OPERATOR(pg_catalog.=) m.project
+                             AND e.version OPERATOR(pg_catalog.=) m.version
+                             AND (m.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
+                           ORDER BY e.id DESC LIMIT 1)
+                        WHEN 'failed' THEN 'failed'
+                        WHEN 'started' THEN 'partial'
+                        WHEN 'ran' THEN 'partial'
+                        ELSE 'pending'
+                    END
            END,
            a.applied_at, a.applied_by, a.duration_ms, m.checksum
       FROM migrate.migrations m
@@ -45,17 +52,19 @@ RETURNS TABLE (
     at          timestamptz,
     duration_ms double precision,
     checksum    text,
-    detail      text
+    detail      text,
+    statement   integer
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.id, e.project, e.version, e.event, e.role, e.at, e.duration_ms, e.checksum, e.detail
+    SELECT e.id, e.project, e.version, e.event, e.role, e.at, e.duration_ms, e.checksum, e.detail, e.statement
       FROM migrate.events e
      WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
      ORDER BY e.id
 $$;
-COMMENT ON FUNCTION migrate.history(text) IS 'the event log of a project (NULL: all), oldest first';
+COMMENT ON FUNCTION migrate.history(text) IS
+    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration';
 
 CREATE FUNCTION migrate.verify(project text DEFAULT NULL)
 RETURNS TABLE (
@@ -68,7 +77,7 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH registered AS (
-        SELECT m.project, m.version, m.name, m.up_sql, m.down_sql, m.version_key, m.checksum,
+        SELECT m.project, m.version, m.name, m.up_sql, m.down_sql, m.version_key, m.checksum, m.transactional,
                pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(m.up_sql, 'UTF8')), 'hex') AS body_checksum,
                a.version IS NOT NULL AS applied, a.checksum AS applied_checksum, a.event_id,
                (SELECT e.event FROM migrate.events e
@@ -90,8 +99,8 @@ AS $$
         -- a body stored before this release refused one of its statements
         SELECT r.project, r.version, r.version_key, 0 AS rank, 'refused statement' AS problem, b.refusal AS detail
           FROM registered r
-         CROSS JOIN LATERAL (VALUES (migrate.body_refusal(r.project, r.version, r.name, r.up_sql, 'up')),
-                                    (migrate.body_refusal(r.project, r.version, r.name, r.down_sql, 'down'))) b(refusal)
+         CROSS JOIN LATERAL (VALUES (migrate.body_refusal(r.project, r.version, r.name, r.up_sql, 'up', r.transactional)),
+                                    (migrate.body_refusal(r.project, r.version, r.name, r.down_sql, 'down', r.transactional))) b(refusal)
          WHERE b.refusal IS NOT NULL
         UNION ALL
         SELECT r.project, r.version, r.version_key, 1, 'body changed',
@@ -115,7 +124,7 @@ AS $$
                       AND e.event OPERATOR(pg_catalog.=) ANY ('{up,baseline}')))
         UNION ALL
         SELECT r.project, r.version, r.version_key, 4,
-               CASE WHEN r.state OPERATOR(pg_catalog.=) 'failed' THEN 'failed' ELSE 'pending' END,
+               CASE WHEN r.state OPERATOR(pg_catalog.=) ANY ('{failed,partial}') THEN r.state ELSE 'pending' END,
                CASE WHEN EXISTS (SELECT FROM registered n
                                   WHERE n.project OPERATOR(pg_catalog.=) r.project AND n.applied
                                     AND n.version_key OPERATOR(pg_catalog.>) r.version_key)

@@ -10,7 +10,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use crate::error::{ErrorParts, MigrateError};
-use crate::place::{Body, Place, Project};
+use crate::place::{Body, Lane, Place, Project};
 use crate::postgres::transaction;
 use crate::runner::select::Revert;
 use crate::{adopt, parse, plan, registry, rehearse, runner};
@@ -25,7 +25,8 @@ fn project(value: Option<&str>) -> Result<Project, MigrateError> {
     Ok(Project::new(required(value, "project")?)?)
 }
 
-/// Stores one migration; returns `registered`, `unchanged` or `updated`.
+/// Stores one migration; returns `registered`, `unchanged` or `updated`. A non-transactional
+/// one (`transactional => false`) runs statement by statement, through `apply()`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn register(
     version: Option<&str>,
@@ -33,11 +34,13 @@ fn register(
     up_sql: Option<&str>,
     down_sql: default!(Option<&str>, "NULL"),
     project: default!(Option<&str>, "'default'"),
+    transactional: default!(Option<bool>, true),
 ) -> Result<&'static str, ErrorReport> {
-    let (version, name, up_sql) = (
+    let (version, name, up_sql, transactional) = (
         required(version, "version")?,
         required(name, "name")?,
         required(up_sql, "up_sql")?,
+        required(transactional, "transactional")?,
     );
     let project = self::project(project)?;
     let request = registry::Request {
@@ -46,6 +49,7 @@ fn register(
         name,
         up_sql,
         down_sql,
+        lane: Lane::from_transactional(transactional),
         empty_down_is_none: false,
     };
     Ok(registry::register("migrate.register()", request)?.as_str())
@@ -120,6 +124,24 @@ fn apply(
     Ok(())
 }
 
+/// Reverts like `down()`, but commits after each migration, and runs the down bodies of
+/// non-transactional migrations statement by statement. Inside a transaction block it cannot
+/// commit and works as `down()`.
+#[pg_extern(sql = "
+CREATE PROCEDURE migrate.revert(steps integer DEFAULT 1, project text DEFAULT 'default')
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+")]
+fn revert(
+    steps: Option<i32>,
+    project: Option<&str>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<(), ErrorReport> {
+    let may_commit = transaction::call_may_commit(fcinfo);
+    let steps = required(steps, "steps")?;
+    runner::revert(self::project(project)?, steps, may_commit)?;
+    Ok(())
+}
+
 /// Marks every pending migration of `project` up to `version` applied without running it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn baseline(
@@ -146,6 +168,7 @@ fn plan(
             name!(version, String),
             name!(name, String),
             name!(sql, Option<String>),
+            name!(transactional, bool),
         ),
     >,
     ErrorReport,
@@ -171,6 +194,7 @@ fn plan_down(
             name!(version, String),
             name!(name, String),
             name!(sql, Option<String>),
+            name!(transactional, bool),
         ),
     >,
     ErrorReport,
@@ -279,6 +303,7 @@ fn body_refusal(
     name: &str,
     body: &str,
     direction: &str,
+    transactional: bool,
 ) -> Option<String> {
     let body_kind = if direction == "down" {
         Body::Down
@@ -288,7 +313,11 @@ fn body_refusal(
     let refusal = Project::new(project)
         .map_err(MigrateError::from)
         .and_then(|project| {
-            parse::statements(body, &Place::whole(&project, version, name, body_kind))
+            parse::statements(
+                body,
+                &Place::whole(&project, version, name, body_kind),
+                Lane::from_transactional(transactional),
+            )
         })
         .err()?;
     Some(ErrorParts::from(refusal).summary())

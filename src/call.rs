@@ -61,6 +61,12 @@ impl Call {
         }
     }
 
+    /// Lets go of the runner lock (a session-level one) before the call ends: a
+    /// non-transactional migration runs under the lane's lock instead.
+    pub fn release_lock(&mut self) {
+        self.lock = None;
+    }
+
     /// Runs `f` as the extension's owner: the bookkeeping (see `identity::as_owner`).
     pub fn as_owner<R>(
         &self,

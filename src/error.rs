@@ -178,6 +178,28 @@ pub enum MigrateError {
         project: Project,
         versions: Vec<String>,
     },
+    /// `up()`, `down()` (or `apply()` inside a transaction block) reached non-transactional
+    /// migrations.
+    NonTransactional {
+        function: &'static str,
+        body: Body,
+        project: Project,
+        versions: Vec<String>,
+    },
+    /// A changed registration of a non-transactional migration some statements of which have
+    /// run.
+    PartlyAppliedChanged {
+        project: Project,
+        version: String,
+        /// The statement that ran and would change; `None` when the lane would.
+        statement: Option<usize>,
+    },
+    /// A runner that cannot wait without holding a snapshot met one running non-transactional
+    /// statements.
+    LaneBusy {
+        function: &'static str,
+        holder: Option<i32>,
+    },
     IsolationLevel {
         function: &'static str,
         level: &'static str,
@@ -403,6 +425,41 @@ impl From<MigrateError> for ErrorParts {
             )
             .detail(format!("No down body: {}. Nothing was reverted.", quoted_list(&versions)))
             .hint("Register them again with a down body, or revert fewer migrations."),
+            NonTransactional { function, body, project, versions } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "{function} cannot {} non-transactional migrations in one transaction{}",
+                    match body { Body::Up => "apply", Body::Down => "revert" },
+                    project.mention("of")
+                ),
+            )
+            .detail(format!(
+                "Non-transactional: {}. Their statements run one at a time, each committed before the next. Nothing was {}.",
+                quoted_list(&versions),
+                match body { Body::Up => "applied", Body::Down => "reverted" }
+            ))
+            .hint(match body {
+                Body::Up => "Apply them with CALL migrate.apply(), outside a transaction block.",
+                Body::Down => "Revert them with CALL migrate.revert(), outside a transaction block.",
+            }),
+            PartlyAppliedChanged { project, version, statement } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("cannot change migration \"{version}\"{}: some of its statements have run", project.mention("in")),
+            )
+            .detail(match statement {
+                Some(number) => format!("Statement {number} ran and was committed; the change alters it. Statements that have not run may change."),
+                None => "It is non-transactional, and statements of the body being run have been committed.".to_owned(),
+            })
+            .hint("Keep the statements that ran as they are, or finish the migration with CALL migrate.apply() and register the change as a new migration."),
+            LaneBusy { function, holder } => report(
+                ERRCODE_OBJECT_IN_USE,
+                match holder {
+                    Some(pid) => format!("another session (process {pid}) is applying a non-transactional migration"),
+                    None => "another session is applying a non-transactional migration".to_owned(),
+                },
+            )
+            .detail(format!("Waiting inside {function} would hold a snapshot, and CREATE INDEX CONCURRENTLY waits for every older snapshot."))
+            .hint("Use CALL migrate.apply(), which waits without one, or try again when it has finished."),
             IsolationLevel { function, level } => report(
                 ERRCODE_INVALID_TRANSACTION_STATE,
                 format!("{function} must run in a READ COMMITTED transaction"),

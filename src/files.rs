@@ -7,13 +7,20 @@
 //! | sqlx (simple) | `<version>_<name>.sql` without sections: up only |
 //! | diesel | `<version>_<name>/up.sql` and `<version>_<name>/down.sql` |
 //! | Flyway | `V<version>__<name>.sql`, undo `U<version>__<name>.sql`; `_` in a version means `.` |
+//! | goose | `<version>_<name>.sql` with `-- +goose Up` / `-- +goose Down` sections |
 //!
-//! Paths are relative to the migrations directory. Files that do not end in `.sql`, and hidden
-//! files, are not migrations and are skipped.
+//! A migration is non-transactional when its files say so in their tool's way: sqlx's
+//! `-- no-transaction` first line, dbmate's `transaction:false`, goose's `NO TRANSACTION`,
+//! Atlas's `-- atlas:txmode none`, Flyway's `V<version>__<name>.sql.conf` with
+//! `executeInTransaction=false`, diesel's `metadata.toml` with `run_in_transaction = false`.
+//!
+//! Paths are relative to the migrations directory. Other files that do not end in `.sql`, and
+//! hidden files, are not migrations and are skipped.
 
 use std::collections::BTreeMap;
 
 use crate::error::MigrateError;
+use crate::place::Lane;
 use crate::script;
 
 /// One migration assembled from one or two files.
@@ -25,39 +32,51 @@ pub struct FileMigration {
     pub down: Option<String>,
     /// The files it came from, for error messages.
     pub paths: Vec<String>,
+    pub lane: Lane,
 }
 
 enum Part {
     Up,
     Down,
-    /// A dbmate script with both sections, or a sqlx simple migration (up only).
+    /// A dbmate or goose script with both sections, or a sqlx simple migration (up only).
     Script,
+    /// Settings beside the SQL: Flyway's `.sql.conf`, diesel's `metadata.toml`.
+    Settings,
 }
 
 /// (version, name, part) of a migration file, or None for a file that is not a migration.
 fn place(path: &str) -> Result<Option<(String, String, Part)>, String> {
     let file_name = path.rsplit('/').next().unwrap_or(path);
-    if file_name.starts_with('.') || !file_name.ends_with(".sql") {
+    let settings = file_name.ends_with(".sql.conf") || file_name == "metadata.toml";
+    if file_name.starts_with('.') || !(file_name.ends_with(".sql") || settings) {
         return Ok(None);
     }
     let cannot = || format!("\"{path}\" matches none of the layouts");
-    // diesel: <version>_<name>/up.sql, <version>_<name>/down.sql
+    // diesel: <version>_<name>/up.sql, <version>_<name>/down.sql, <version>_<name>/metadata.toml
     if let Some((directory, file)) = path.rsplit_once('/') {
         let directory = directory.rsplit('/').next().unwrap_or(directory);
         let part = match file {
             "up.sql" => Part::Up,
             "down.sql" => Part::Down,
+            "metadata.toml" => Part::Settings,
             _ => return Err(cannot()),
         };
         let (version, name) = directory.split_once('_').ok_or_else(cannot)?;
         return Ok(Some((version.to_owned(), name.to_owned(), part)));
     }
-    let stem = &file_name[..file_name.len() - ".sql".len()];
-    // Flyway: V<version>__<name>.sql, U<version>__<name>.sql
+    if file_name == "metadata.toml" {
+        return Ok(None);
+    }
+    let (stem, settings) = match file_name.strip_suffix(".sql.conf") {
+        Some(stem) => (stem, true),
+        None => (&file_name[..file_name.len() - ".sql".len()], false),
+    };
+    // Flyway: V<version>__<name>.sql, U<version>__<name>.sql, V<version>__<name>.sql.conf
     if let Some((prefix, name)) = stem.split_once("__") {
         let part = match prefix.chars().next() {
+            Some('V') if settings => Part::Settings,
             Some('V') => Part::Up,
-            Some('U') => Part::Down,
+            Some('U') if !settings => Part::Down,
             _ => {
                 return Err(format!(
                     "\"{path}\": only versioned (V) and undo (U) Flyway migrations can be placed"
@@ -79,11 +98,17 @@ fn place(path: &str) -> Result<Option<(String, String, Part)>, String> {
     Ok(Some((version.to_owned(), name.to_owned(), part)))
 }
 
-fn has_sections(text: &str) -> bool {
-    text.lines().any(|line| {
-        let line = line.trim_start_matches("--").trim_start();
-        line.starts_with("migrate:up")
-    })
+/// The lane Flyway's `executeInTransaction=false` or diesel's `run_in_transaction = false`
+/// asks for; other settings are not the runner's.
+fn settings_lane(text: &str) -> Lane {
+    let non_transactional = text.lines().any(|line| {
+        let Some((key, value)) = line.split_once('=') else {
+            return false;
+        };
+        matches!(key.trim(), "executeInTransaction" | "run_in_transaction")
+            && value.trim() == "false"
+    });
+    Lane::from_transactional(!non_transactional)
 }
 
 /// Groups `(path, content)` files into migrations, in no particular order. A file that matches
@@ -109,16 +134,30 @@ pub fn migrations(files: &[(String, String)]) -> Result<Vec<FileMigration>, Migr
             )));
         }
         migration.paths.push(path.clone());
+        let lane = match part {
+            Part::Settings => settings_lane(content),
+            Part::Up | Part::Down | Part::Script if !script::has_sections(content) => {
+                script::plain_lane(content)
+            }
+            _ => Lane::Transactional,
+        };
+        if lane == Lane::NonTransactional {
+            migration.lane = lane;
+        }
         let (up, down) = match part {
+            Part::Settings => (None, None),
             Part::Up => (Some(content.clone()), None),
             Part::Down => (None, Some(content.clone())),
-            Part::Script if has_sections(content) => {
+            Part::Script if script::has_sections(content) => {
                 let sections = script::split(content).map_err(|error| match error {
                     MigrateError::ScriptLayout { problem: p } => {
                         problem(format!("\"{path}\": {p}"))
                     }
                     other => other,
                 })?;
+                if sections.lane == Lane::NonTransactional {
+                    migration.lane = sections.lane;
+                }
                 (
                     Some(sections.up.to_owned()),
                     sections.down.map(str::to_owned),
@@ -142,8 +181,13 @@ pub fn migrations(files: &[(String, String)]) -> Result<Vec<FileMigration>, Migr
         }
     }
     if let Some(orphan) = by_version.values().find(|m| m.up.is_none()) {
+        let what = if orphan.down.is_some() {
+            "a down file"
+        } else {
+            "a settings file"
+        };
         return Err(problem(format!(
-            "\"{}\" is a down file without an up file",
+            "\"{}\" is {what} without an up file",
             orphan.paths[0]
         )));
     }
@@ -249,8 +293,12 @@ mod tests {
                 "\"1_x/other.sql\" matches none of the layouts",
             ),
             (
-                vec![("1_x.sql", "-- migrate:up transaction:false\nSELECT 1")],
-                "\"1_x.sql\": \"transaction:false\" is not supported",
+                vec![("1_x.sql", "-- migrate:up transaction:maybe\nSELECT 1")],
+                "\"1_x.sql\": unknown option \"transaction:maybe\"",
+            ),
+            (
+                vec![("V1__x.sql.conf", "executeInTransaction=false")],
+                "\"V1__x.sql.conf\" is a settings file without an up file",
             ),
         ] {
             let mut list = list;
@@ -262,5 +310,50 @@ mod tests {
                 other => panic!("{list:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn every_tool_says_non_transactional_its_own_way() {
+        let lanes = |list: &[(&str, &str)]| -> Vec<(String, Lane)> {
+            migrations(&files(list))
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.version, m.lane))
+                .collect()
+        };
+        let cic = "CREATE INDEX CONCURRENTLY i ON t (x);";
+        assert_eq!(
+            lanes(&[
+                ("1_sqlx.up.sql", &format!("-- no-transaction\n{cic}")),
+                ("1_sqlx.down.sql", "DROP INDEX i;"),
+                (
+                    "2_dbmate.sql",
+                    &format!("-- migrate:up transaction:false\n{cic}")
+                ),
+                (
+                    "3_goose.sql",
+                    &format!("-- +goose NO TRANSACTION\n-- +goose Up\n{cic}")
+                ),
+                ("4_atlas.sql", &format!("-- atlas:txmode none\n\n{cic}")),
+                ("V5__flyway.sql", cic),
+                ("V5__flyway.sql.conf", "executeInTransaction=false\n"),
+                ("6_diesel/up.sql", cic),
+                ("6_diesel/metadata.toml", "run_in_transaction = false\n"),
+                ("7_plain.sql", "SELECT 1;"),
+                ("V8__flyway.sql", "SELECT 1;"),
+                ("V8__flyway.sql.conf", "executeInTransaction=true\n"),
+            ]),
+            [
+                ("1", Lane::NonTransactional),
+                ("2", Lane::NonTransactional),
+                ("3", Lane::NonTransactional),
+                ("4", Lane::NonTransactional),
+                ("5", Lane::NonTransactional),
+                ("6", Lane::NonTransactional),
+                ("7", Lane::Transactional),
+                ("8", Lane::Transactional),
+            ]
+            .map(|(version, lane)| (version.to_owned(), lane))
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! numbers, and refuses what `refuse` says a body may not hold.
 
 use crate::error::MigrateError;
-use crate::place::{Place, Position};
-use crate::postgres::parser::{self, ParseError};
+use crate::place::{Lane, Place, Position};
+use crate::postgres::parser::{self, BuiltIndex, ParseError, StatementKind};
 use crate::refuse;
 
 /// One top-level statement of a body, as a byte range of the body.
@@ -13,12 +13,17 @@ pub struct Statement {
     pub end: usize,
     /// The line of the statement's first token (leading comments skipped).
     pub line: usize,
+    /// Whether PostgreSQL runs it only at top level, outside a transaction block (the
+    /// non-transactional lane runs it so).
+    pub top_level: bool,
+    /// For `CREATE INDEX CONCURRENTLY`, the index it builds.
+    pub built_index: Option<BuiltIndex>,
 }
 
 /// Splits `sql` into its top-level statements. Fails, naming `place` with a statement and line,
-/// on a syntax error, a psql meta-command, a body without statements, or a statement a body may
-/// not hold.
-pub fn statements(sql: &str, place: &Place) -> Result<Vec<Statement>, MigrateError> {
+/// on a syntax error, a psql meta-command, a body without statements, or a statement a body of
+/// `lane` may not hold.
+pub fn statements(sql: &str, place: &Place, lane: Lane) -> Result<Vec<Statement>, MigrateError> {
     let parsed = parser::parse(sql).map_err(|error| parse_failure(sql, error, place))?;
     if parsed.is_empty() {
         return Err(MigrateError::EmptyBody {
@@ -31,7 +36,7 @@ pub fn statements(sql: &str, place: &Place) -> Result<Vec<Statement>, MigrateErr
         .enumerate()
         .map(|(index, raw)| {
             let line = lines.line_at(sql, first_token(sql, raw.start));
-            if let Some((statement, hint)) = refuse::refusal(raw.kind) {
+            if let Some((statement, hint)) = refuse::refusal(&raw, lane) {
                 return Err(MigrateError::RefusedStatement {
                     statement,
                     hint,
@@ -45,6 +50,11 @@ pub fn statements(sql: &str, place: &Place) -> Result<Vec<Statement>, MigrateErr
                 start: raw.start,
                 end: raw.end,
                 line,
+                top_level: matches!(
+                    raw.kind,
+                    StatementKind::Concurrently(_) | StatementKind::Vacuum
+                ),
+                built_index: raw.built_index,
             })
         })
         .collect()
@@ -141,7 +151,7 @@ mod tests {
 
     use super::statements;
     use crate::error::MigrateError;
-    use crate::place::{Body, DEFAULT_PROJECT, Place, Position, Project};
+    use crate::place::{Body, DEFAULT_PROJECT, Lane, Place, Position, Project};
 
     fn place() -> Place {
         let project = Project::new(DEFAULT_PROJECT).unwrap();
@@ -149,7 +159,7 @@ mod tests {
     }
 
     fn texts(sql: &str) -> Vec<(String, usize)> {
-        statements(sql, &place())
+        statements(sql, &place(), Lane::Transactional)
             .unwrap()
             .into_iter()
             .map(|s| (sql[s.start..s.end].trim().to_owned(), s.line))
@@ -179,14 +189,14 @@ mod tests {
 
     #[pg_test]
     fn syntax_errors_and_meta_commands_carry_their_line() {
-        match statements("SELECT 1;\n\nSELEC 2;", &place()) {
+        match statements("SELECT 1;\n\nSELEC 2;", &place(), Lane::Transactional) {
             Err(MigrateError::BodyFailed { error, place }) => {
                 assert_eq!(error.code, PgSqlErrorCode::ERRCODE_SYNTAX_ERROR);
                 assert_eq!(place.position, Position::Line(3));
             }
             other => panic!("{other:?}"),
         }
-        match statements("SELECT 1;\n  \\set x 1\n", &place()) {
+        match statements("SELECT 1;\n  \\set x 1\n", &place(), Lane::Transactional) {
             Err(MigrateError::MetaCommand { command, place }) => {
                 assert_eq!(command, "\\set");
                 assert_eq!(place.position, Position::Line(2));
@@ -194,7 +204,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            statements(" -- nothing\n/* at all */", &place()),
+            statements(" -- nothing\n/* at all */", &place(), Lane::Transactional),
             Err(MigrateError::EmptyBody { .. })
         ));
     }
@@ -291,7 +301,7 @@ mod tests {
             ("LISTEN channel", "LISTEN"),
             ("LOAD 'auto_explain'", "LOAD"),
         ] {
-            match statements(&format!("SELECT 1;\n{sql}"), &place()) {
+            match statements(&format!("SELECT 1;\n{sql}"), &place(), Lane::Transactional) {
                 Err(MigrateError::RefusedStatement {
                     statement, place, ..
                 }) => {
@@ -328,7 +338,40 @@ mod tests {
             "CREATE FUNCTION migrate_helper() RETURNS int LANGUAGE sql AS 'SELECT 1'",
             "ALTER TABLE app.events ADD COLUMN migrate int",
         ] {
-            assert!(statements(sql, &place()).is_ok(), "{sql}");
+            assert!(
+                statements(sql, &place(), Lane::Transactional).is_ok(),
+                "{sql}"
+            );
+        }
+    }
+
+    #[pg_test]
+    fn the_non_transactional_lane_takes_what_needs_top_level() {
+        let sql = "CREATE INDEX CONCURRENTLY i ON app.t (x);\nVACUUM (ANALYZE) app.t;\nSELECT 1;\nDROP INDEX CONCURRENTLY app.i;\nREINDEX INDEX CONCURRENTLY app.j";
+        let found = statements(sql, &place(), Lane::NonTransactional).unwrap();
+        let top_level: Vec<bool> = found.iter().map(|s| s.top_level).collect();
+        assert_eq!(top_level, [true, true, false, true, true]);
+        let built = found[0].built_index.as_ref().unwrap();
+        assert_eq!(
+            (built.table.as_str(), built.index.as_deref()),
+            ("app.t", Some("i"))
+        );
+        assert!(found[1..].iter().all(|s| s.built_index.is_none()));
+        for (sql, kind) in [
+            (
+                "CREATE INDEX CONCURRENTLY ON t (x)",
+                "CREATE INDEX CONCURRENTLY without an index name",
+            ),
+            ("COMMIT", "COMMIT"),
+            ("ALTER SYSTEM SET work_mem = '8MB'", "ALTER SYSTEM"),
+            ("LISTEN channel", "LISTEN"),
+        ] {
+            match statements(sql, &place(), Lane::NonTransactional) {
+                Err(MigrateError::RefusedStatement { statement, .. }) => {
+                    assert_eq!(statement, kind)
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
         }
     }
 }

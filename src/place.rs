@@ -54,6 +54,32 @@ impl fmt::Display for Body {
     }
 }
 
+/// How a migration's statements run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lane {
+    /// All of a body in one transaction: the caller's (`up()`), or one of its own (`apply()`).
+    #[default]
+    Transactional,
+    /// One statement at a time, each at top level and committed before the next, by
+    /// `apply()`: what `CREATE INDEX CONCURRENTLY` and `VACUUM` need.
+    NonTransactional,
+}
+
+impl Lane {
+    /// As the `transactional` column and argument say it.
+    pub fn from_transactional(transactional: bool) -> Lane {
+        if transactional {
+            Lane::Transactional
+        } else {
+            Lane::NonTransactional
+        }
+    }
+
+    pub fn is_transactional(self) -> bool {
+        self == Lane::Transactional
+    }
+}
+
 /// A spot inside a body; numbers are 1-based.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Position {

@@ -7,7 +7,8 @@ use crate::place::{Body, Project};
 use crate::runner::select::{self, Revert};
 use crate::store::Migration;
 
-pub type Step = (i32, String, String, String, Option<String>);
+/// step, direction, version, name, sql, and whether it runs in one transaction.
+pub type Step = (i32, String, String, String, Option<String>, bool);
 
 /// The steps `pick` picks, read as the extension's owner without the runner lock (like
 /// `status()`, a plan never waits for a running migration), once each body is known to pass
@@ -28,6 +29,7 @@ fn steps(
                 parse::statements(
                     body,
                     &call.place(&migration.version, &migration.name, direction),
+                    migration.lane,
                 )?;
             }
             Ok((
@@ -36,6 +38,7 @@ fn steps(
                 migration.version,
                 migration.name,
                 migration.body,
+                migration.lane.is_transactional(),
             ))
         })
         .collect()

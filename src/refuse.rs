@@ -3,13 +3,14 @@
 //! change the extension's own objects, and those whose effect outlives the body (see
 //! `leftovers`).
 
-use crate::postgres::parser::{SessionStatement, StatementKind};
+use crate::place::Lane;
+use crate::postgres::parser::{RawStatement, SessionStatement, StatementKind};
 
 const HINT_TRANSACTION: &str =
     "Each migration runs inside the caller's transaction; remove transaction control statements.";
-const HINT_CONCURRENTLY: &str = "Each migration runs inside a transaction, where CONCURRENTLY is impossible; leave out CONCURRENTLY, or run the statement from a client outside migrate.";
-const HINT_VACUUM: &str =
-    "Run VACUUM from a client after migrating; ANALYZE works inside a migration.";
+const HINT_CONCURRENTLY: &str = "A transactional migration runs inside a transaction, where CONCURRENTLY is impossible: register it with transactional => false, or leave out CONCURRENTLY.";
+const HINT_VACUUM: &str = "A transactional migration runs inside a transaction, where VACUUM is impossible: register it with transactional => false; ANALYZE works in either.";
+const HINT_UNNAMED_INDEX: &str = "Name the index: a build that fails or is interrupted leaves an INVALID index, which apply() drops by its name before it builds again.";
 const HINT_COPY: &str = "Bodies run inside the server, where no client streams data; use INSERT, or COPY from a file on the server.";
 const HINT_TOP_LEVEL: &str = "PostgreSQL runs this statement only outside a transaction block; run it from a client outside migrate.";
 const HINT_OWN_OBJECTS: &str = "The extension keeps its own books: use its functions (down, register, ...), or ALTER EXTENSION and DROP EXTENSION from a client outside migrate.";
@@ -21,14 +22,26 @@ const HINT_LOAD: &str = "A library a body loads stays loaded in the session of w
 /// A refused statement, as the error names it, and the hint to give.
 pub type Refusal = (&'static str, &'static str);
 
-/// Why a statement of `kind` may not be in a body, if it may not.
-pub fn refusal(kind: StatementKind) -> Option<Refusal> {
-    match kind {
+/// Why `statement` may not be in a body of a migration of `lane`, if it may not.
+pub fn refusal(statement: &RawStatement, lane: Lane) -> Option<Refusal> {
+    let transactional = lane.is_transactional();
+    match statement.kind {
         StatementKind::OwnObjects(statement) => Some((statement, HINT_OWN_OBJECTS)),
         StatementKind::Session(statement) => Some(session(statement)),
         StatementKind::TransactionControl(statement) => Some((statement, HINT_TRANSACTION)),
-        StatementKind::Concurrently(statement) => Some((statement, HINT_CONCURRENTLY)),
-        StatementKind::Vacuum => Some(("VACUUM", HINT_VACUUM)),
+        StatementKind::Concurrently(statement) if transactional => {
+            Some((statement, HINT_CONCURRENTLY))
+        }
+        StatementKind::Concurrently(_) => statement
+            .built_index
+            .as_ref()
+            .is_some_and(|built| built.index.is_none())
+            .then_some((
+                "CREATE INDEX CONCURRENTLY without an index name",
+                HINT_UNNAMED_INDEX,
+            )),
+        StatementKind::Vacuum if transactional => Some(("VACUUM", HINT_VACUUM)),
+        StatementKind::Vacuum => None,
         StatementKind::TopLevelOnly(statement) => Some((statement, HINT_TOP_LEVEL)),
         StatementKind::ClientCopy(statement) => Some((statement, HINT_COPY)),
         StatementKind::Other => None,

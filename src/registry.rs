@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::call::{self, Call};
 use crate::error::MigrateError;
-use crate::place::{Body, Place, Project};
+use crate::place::{Body, Lane, Place, Project};
 use crate::postgres::identity;
 use crate::postgres::lock::LockScope;
 use crate::store::{self, NewMigration, Registered};
@@ -48,6 +48,7 @@ pub struct Request<'a> {
     pub name: &'a str,
     pub up_sql: &'a str,
     pub down_sql: Option<&'a str>,
+    pub lane: Lane,
     /// Whether a down body without statements means none, as an empty down section or file
     /// does; `register()` refuses one.
     pub empty_down_is_none: bool,
@@ -63,6 +64,7 @@ impl Request<'_> {
         existing.name == self.name
             && existing.up_sql == self.up_sql
             && existing.down_sql.as_deref() == self.down_sql
+            && existing.lane == self.lane
     }
 }
 
@@ -84,7 +86,7 @@ fn check(request: Request<'_>) -> Result<Checked<'_>, MigrateError> {
 }
 
 /// Refuses a body above `migrate.max_body_size` before parsing it, then parses it.
-fn check_body(sql: &str, place: Place) -> Result<(), MigrateError> {
+fn check_body(sql: &str, place: Place, lane: Lane) -> Result<(), MigrateError> {
     if let Some(limit_bytes) = gucs::max_body_bytes().filter(|&limit| sql.len() > limit) {
         return Err(MigrateError::BodyTooLarge {
             place,
@@ -92,7 +94,7 @@ fn check_body(sql: &str, place: Place) -> Result<(), MigrateError> {
             limit_bytes,
         });
     }
-    parse::statements(sql, &place).map(drop)
+    parse::statements(sql, &place, lane).map(drop)
 }
 
 /// The call of a registering function: under the runner lock, so that a body cannot change
@@ -123,15 +125,18 @@ fn store_checked(
         if request.is_stored_as(existing) {
             return Ok(Registration::Unchanged);
         }
+        if existing.partial {
+            keeps_what_ran(&request, existing)?;
+        }
     }
     let request = if request.empty_down_is_none {
         without_empty_down(request)
     } else {
         request
     };
-    check_body(request.up_sql, request.place(Body::Up))?;
+    check_body(request.up_sql, request.place(Body::Up), request.lane)?;
     if let Some(down_sql) = request.down_sql {
-        check_body(down_sql, request.place(Body::Down))?;
+        check_body(down_sql, request.place(Body::Down), request.lane)?;
     }
     let checksum = checksum(request.up_sql);
     let migration = NewMigration {
@@ -142,6 +147,7 @@ fn store_checked(
         down_sql: request.down_sql,
         checksum: &checksum,
         version_key: &checked.version_key,
+        lane: request.lane,
     };
     match existing {
         None => {
@@ -162,6 +168,38 @@ fn store_checked(
             store::update(&migration, &call.role, &changes(&existing, &migration))?;
             Ok(Registration::Updated)
         }
+    }
+}
+
+/// Refuses a change to a partly applied non-transactional migration unless the statements of
+/// its up body that ran, which are committed, stay as they were: the next run resumes after
+/// them.
+fn keeps_what_ran(request: &Request<'_>, existing: &Registered) -> Result<(), MigrateError> {
+    let changed = |statement: Option<usize>| MigrateError::PartlyAppliedChanged {
+        project: request.project.clone(),
+        version: request.version.to_owned(),
+        statement,
+    };
+    // A revert under way, or a change of lane, keeps nothing of the order that ran.
+    if existing.applied || request.lane != Lane::NonTransactional {
+        return Err(changed(None));
+    }
+    let place = request.place(Body::Up);
+    let texts = |sql: &str| -> Result<Vec<String>, MigrateError> {
+        Ok(parse::statements(sql, &place, Lane::NonTransactional)?
+            .iter()
+            .map(|statement| sql[statement.start..statement.end].trim().to_owned())
+            .collect())
+    };
+    let (before, after) = (texts(&existing.up_sql)?, texts(request.up_sql)?);
+    let progress = store::progress(request.project, &existing.version)?;
+    match progress
+        .ran
+        .iter()
+        .find(|&&number| before.get(number - 1) != after.get(number - 1))
+    {
+        Some(&number) => Err(changed(Some(number))),
+        None => Ok(()),
     }
 }
 
@@ -193,6 +231,13 @@ fn changes(existing: &Registered, new: &NewMigration<'_>) -> String {
     if existing.name != new.name {
         changed.push(format!("name (was \"{}\")", existing.name));
     }
+    if existing.lane != new.lane {
+        changed.push(if new.lane.is_transactional() {
+            "lane (was non-transactional)".to_owned()
+        } else {
+            "lane (was transactional)".to_owned()
+        });
+    }
     changed.join(", ")
 }
 
@@ -201,7 +246,7 @@ fn without_empty_down<'a>(request: Request<'a>) -> Request<'a> {
     match request.down_sql {
         Some(down_sql)
             if matches!(
-                parse::statements(down_sql, &request.place(Body::Down)),
+                parse::statements(down_sql, &request.place(Body::Down), request.lane),
                 Err(MigrateError::EmptyBody { .. })
             ) =>
         {
@@ -228,6 +273,7 @@ pub fn register_script(
         name,
         up_sql: sections.up,
         down_sql: sections.down,
+        lane: sections.lane,
         empty_down_is_none: true,
     };
     register("migrate.register_script()", request)
@@ -250,6 +296,7 @@ pub fn register_files(
                 name: &migration.name,
                 up_sql: migration.up.as_deref().unwrap_or_default(),
                 down_sql: migration.down.as_deref(),
+                lane: migration.lane,
                 empty_down_is_none: true,
             })
         })

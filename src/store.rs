@@ -13,7 +13,7 @@ use pgrx::spi::{OwnedPreparedStatement, SpiHeapTupleData, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{ErrorParts, MigrateError};
-use crate::place::Body;
+use crate::place::{Body, Lane};
 
 /// The kinds of event in `migrate.events`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,10 @@ pub enum Event {
     Baseline,
     Adopt,
     Rehearse,
+    /// A statement of a non-transactional migration is about to run.
+    Started,
+    /// A statement of a non-transactional migration ran and was committed.
+    Ran,
 }
 
 impl Event {
@@ -39,6 +43,8 @@ impl Event {
             Event::Baseline => "baseline",
             Event::Adopt => "adopt",
             Event::Rehearse => "rehearse",
+            Event::Started => "started",
+            Event::Ran => "ran",
         }
     }
 }
@@ -52,6 +58,7 @@ pub struct Migration {
     pub body: Option<String>,
     pub checksum: String,
     pub registered_by: String,
+    pub lane: Lane,
 }
 
 /// A registered migration as `register` compares it.
@@ -61,7 +68,10 @@ pub struct Registered {
     pub up_sql: String,
     pub down_sql: Option<String>,
     pub checksum: String,
+    pub lane: Lane,
     pub applied: bool,
+    /// Some statements of it (non-transactional) have run, not all.
+    pub partial: bool,
 }
 
 /// A migration as `register` stores it.
@@ -73,6 +83,7 @@ pub struct NewMigration<'a> {
     pub down_sql: Option<&'a str>,
     pub checksum: &'a str,
     pub version_key: &'a [u8],
+    pub lane: Lane,
 }
 
 /// Runs the read-only `query` and gathers one value per row.
@@ -89,7 +100,7 @@ fn select_rows<T, C: FromIterator<T>>(
     })?)
 }
 
-/// A `Migration` from the columns version, name, body, checksum, registered_by.
+/// A `Migration` from the columns version, name, body, checksum, registered_by, transactional.
 fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
     Ok(Migration {
         version: row.get(1)?.unwrap_or_default(),
@@ -97,6 +108,7 @@ fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
         body: row.get(3)?,
         checksum: row.get(4)?.unwrap_or_default(),
         registered_by: row.get(5)?.unwrap_or_default(),
+        lane: Lane::from_transactional(row.get(6)?.unwrap_or(true)),
     })
 }
 
@@ -125,11 +137,11 @@ fn migrations_named(
     }
     let query = match body {
         Body::Up => {
-            "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by
+            "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by, m.transactional
                FROM migrate.migrations m WHERE m.project = $1 AND m.version = ANY($2)"
         }
         Body::Down => {
-            "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by
+            "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by, m.transactional
                FROM migrate.migrations m WHERE m.project = $1 AND m.version = ANY($2)"
         }
     };
@@ -233,10 +245,25 @@ pub fn version_key(project: &str, version: &str) -> Result<Option<Vec<u8>>, Migr
     )
 }
 
-/// `SELECT` list of a `Registered` (and its version key), from `migrate.migrations m`.
-const REGISTERED_COLUMNS: &str = "m.version, m.name, m.up_sql, m.down_sql, m.checksum,
-    EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version),
-    m.version_key";
+/// The events of a non-transactional migration about its statements, since the last event
+/// that starts its application or revert afresh, of migration `m` (columns `m.project` and
+/// `m.version`).
+const STATEMENT_EVENTS: &str = "migrate.events e
+    WHERE e.project = m.project AND e.version = m.version AND e.event = ANY ('{started,ran}')
+      AND e.id > COALESCE((SELECT max(r.id) FROM migrate.events r
+                            WHERE r.project = m.project AND r.version = m.version
+                              AND r.event = ANY ('{register,up,down,baseline,adopt}')), 0)";
+
+/// `SELECT` list of a `Registered` (and its version key), from `migrate.migrations m`. Only a
+/// non-transactional migration can be partly applied, so only for one are the events read.
+fn registered_columns() -> String {
+    format!(
+        "m.version, m.name, m.up_sql, m.down_sql, m.checksum,
+         EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version),
+         m.version_key, m.transactional,
+         NOT m.transactional AND EXISTS (SELECT FROM {STATEMENT_EVENTS})"
+    )
+}
 
 fn registered_row(row: &SpiHeapTupleData<'_>) -> SpiResult<(Vec<u8>, Registered)> {
     Ok((
@@ -248,6 +275,8 @@ fn registered_row(row: &SpiHeapTupleData<'_>) -> SpiResult<(Vec<u8>, Registered)
             down_sql: row.get(4)?,
             checksum: row.get(5)?.unwrap_or_default(),
             applied: row.get(6)?.unwrap_or_default(),
+            lane: Lane::from_transactional(row.get(8)?.unwrap_or(true)),
+            partial: row.get(9)?.unwrap_or_default(),
         },
     ))
 }
@@ -255,7 +284,8 @@ fn registered_row(row: &SpiHeapTupleData<'_>) -> SpiResult<(Vec<u8>, Registered)
 /// The migration of `project` holding `version_key`, whatever spelling of the version it uses.
 pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered>, MigrateError> {
     let query = format!(
-        "SELECT {REGISTERED_COLUMNS} FROM migrate.migrations m WHERE m.project = $1 AND m.version_key = $2"
+        "SELECT {} FROM migrate.migrations m WHERE m.project = $1 AND m.version_key = $2",
+        registered_columns()
     );
     Ok(select_row(
         &query,
@@ -267,16 +297,18 @@ pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered
 
 /// Every migration registered in `project`, by version key.
 pub fn registered_in(project: &str) -> Result<HashMap<Vec<u8>, Registered>, MigrateError> {
-    let query =
-        format!("SELECT {REGISTERED_COLUMNS} FROM migrate.migrations m WHERE m.project = $1");
+    let query = format!(
+        "SELECT {} FROM migrate.migrations m WHERE m.project = $1",
+        registered_columns()
+    );
     select_rows(&query, &[project.into()], registered_row)
 }
 
 pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateError> {
     Spi::run_with_args(
         "WITH m AS (
-             INSERT INTO migrate.migrations (project, version, name, up_sql, down_sql, checksum, version_key, registered_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             INSERT INTO migrate.migrations (project, version, name, up_sql, down_sql, checksum, version_key, registered_by, transactional)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10)
              RETURNING project, version, checksum)
          INSERT INTO migrate.events (project, version, event, role, checksum)
          SELECT m.project, m.version, $9, $8, m.checksum FROM m",
@@ -290,6 +322,7 @@ pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateErr
             migration.version_key.into(),
             role.into(),
             Event::Register.as_str().into(),
+            migration.lane.is_transactional().into(),
         ],
     )?;
     Ok(())
@@ -301,7 +334,7 @@ pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<
         "WITH m AS (
              UPDATE migrate.migrations
                 SET name = $3, up_sql = $4, down_sql = $5, checksum = $6,
-                    registered_by = $7, registered_at = pg_catalog.now()
+                    registered_by = $7, registered_at = pg_catalog.now(), transactional = $10
               WHERE project = $1 AND version = $2
              RETURNING project, version, checksum)
          INSERT INTO migrate.events (project, version, event, role, checksum, detail)
@@ -316,26 +349,117 @@ pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<
             role.into(),
             detail.into(),
             Event::Update.as_str().into(),
+            migration.lane.is_transactional().into(),
         ],
     )?;
     Ok(())
 }
 
-/// Records that `migration` failed with `error`; `apply` commits it before raising the error.
+/// Records that `migration` failed with `error`, in its statement `statement` when it is
+/// non-transactional; `apply` commits it before raising the error.
 pub fn record_failed(
     project: &str,
     migration: &Migration,
     role: &str,
     error: &ErrorParts,
+    statement: Option<usize>,
 ) -> Result<(), MigrateError> {
-    record_event(
+    record_statement_event(
         project,
-        &migration.version,
-        Event::Failed,
+        migration,
         role,
-        Some(&migration.checksum),
+        Event::Failed,
+        statement,
+        None,
         &error.summary(),
     )
+}
+
+/// Records that statement `statement` of the non-transactional `migration` started (`Started`),
+/// or ran in `duration_ms` (`Ran`); `detail` says which it is.
+pub fn record_statement(
+    project: &str,
+    migration: &Migration,
+    role: &str,
+    event: Event,
+    statement: usize,
+    duration_ms: Option<f64>,
+    detail: &str,
+) -> Result<(), MigrateError> {
+    record_statement_event(
+        project,
+        migration,
+        role,
+        event,
+        Some(statement),
+        duration_ms,
+        detail,
+    )
+}
+
+fn record_statement_event(
+    project: &str,
+    migration: &Migration,
+    role: &str,
+    event: Event,
+    statement: Option<usize>,
+    duration_ms: Option<f64>,
+    detail: &str,
+) -> Result<(), MigrateError> {
+    Spi::run_with_args(
+        "INSERT INTO migrate.events (project, version, event, role, checksum, detail, statement, duration_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            project.into(),
+            migration.version.as_str().into(),
+            event.as_str().into(),
+            role.into(),
+            migration.checksum.as_str().into(),
+            detail.into(),
+            statement.map(|number| number as i32).into(),
+            duration_ms.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// How far the application (or revert) of a non-transactional migration got, since it was
+/// registered, applied or reverted. An update keeps it: only statements that have not run may
+/// change (see `registry`).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The statements that ran and were committed.
+    pub ran: BTreeSet<usize>,
+    /// The statements that started and did not run: interrupted, or failed.
+    pub started: BTreeSet<usize>,
+}
+
+pub fn progress(project: &str, version: &str) -> Result<Progress, MigrateError> {
+    let query = format!(
+        "SELECT e.event, e.statement
+           FROM (SELECT $1::text AS project, $2::text AS version) m, {STATEMENT_EVENTS}"
+    );
+    let events: Vec<(String, i32)> =
+        select_rows(&query, &[project.into(), version.into()], |row| {
+            Ok((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<i32>(2)?.unwrap_or_default(),
+            ))
+        })?;
+    let mut progress = Progress::default();
+    for (event, statement) in events {
+        let statement = statement as usize;
+        if event == Event::Ran.as_str() {
+            progress.ran.insert(statement);
+        } else {
+            progress.started.insert(statement);
+        }
+    }
+    let ran = progress.ran.clone();
+    progress
+        .started
+        .retain(|statement| !ran.contains(statement));
+    Ok(progress)
 }
 
 /// Appends one event that is not about applying or reverting a migration.

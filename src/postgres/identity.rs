@@ -8,7 +8,8 @@ use pgrx::prelude::*;
 
 use crate::gucs;
 
-fn current_identity() -> (pg_sys::Oid, i32) {
+/// The current user and security context.
+pub(super) fn current_identity() -> (pg_sys::Oid, i32) {
     let mut user = pg_sys::InvalidOid;
     let mut context = 0;
     // SAFETY: both out-pointers are valid.
@@ -38,19 +39,7 @@ fn with_identity<R>(
     // SAFETY: the nest level is closed below, or by abort processing on error.
     let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
     if let Some((name, value)) = setting {
-        // SAFETY: two NUL-terminated strings; GUC_ACTION_SAVE undoes it at the nest level's end.
-        unsafe {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
+        set_in_nest_level(name, value);
     }
     if role != saved_user {
         // SECURITY_LOCAL_USERID_CHANGE makes SET ROLE and SET SESSION AUTHORIZATION fail inside,
@@ -70,6 +59,28 @@ fn with_identity<R>(
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
     }
     result
+}
+
+/// Sets `name` to `value` until the current GUC nest level ends.
+fn set_in_nest_level(name: &CStr, value: &CStr) {
+    // SAFETY: two NUL-terminated strings; GUC_ACTION_SAVE undoes it at the nest level's end.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
+/// Sets `lock_timeout` to `milliseconds` until the current GUC nest level ends.
+pub(super) fn set_lock_timeout(milliseconds: i32) {
+    set_in_nest_level(c"lock_timeout", &lock_timeout_setting(milliseconds));
 }
 
 /// A `lock_timeout` value of `milliseconds`.

@@ -8,6 +8,7 @@ pub mod hook;
 pub mod identity;
 pub mod lock;
 pub mod parser;
+pub mod top_level;
 pub mod transaction;
 
 pub use compat::reserve_guc_prefix;

@@ -46,6 +46,19 @@ pub struct RawStatement {
     pub start: usize,
     pub end: usize,
     pub kind: StatementKind,
+    /// For `CREATE INDEX CONCURRENTLY`, the index it builds.
+    pub built_index: Option<BuiltIndex>,
+}
+
+/// The index a `CREATE INDEX CONCURRENTLY` builds, which an interrupted build leaves INVALID.
+/// Names are as written, quoted, and resolved only when the index is looked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuiltIndex {
+    /// The table, as `regclass` input: schema-qualified when the statement qualifies it.
+    pub table: String,
+    /// The index's name as the catalog has it; it lives in the table's schema. `None` when the
+    /// statement leaves the name to the server.
+    pub index: Option<String>,
 }
 
 /// A syntax error, with where it was found.
@@ -76,10 +89,17 @@ fn parse_here(sql: &str, c_sql: &CStr) -> Result<Vec<RawStatement>, ParseError> 
         // A body may hold a hundred thousand statements: stay cancellable.
         pgrx::check_for_interrupts!();
         // SAFETY: a RawStmt of the list, whose statement is a valid raw parse tree.
-        let (location, length, kind) =
+        let (location, length, kind, built_index) =
             // SAFETY: the caller passes valid nodes (or null where checked); each is read as the
             // struct its tag says it is.
-            unsafe { ((*raw).stmt_location as usize, (*raw).stmt_len, classify((*raw).stmt)) };
+            unsafe {
+                (
+                    (*raw).stmt_location as usize,
+                    (*raw).stmt_len,
+                    classify((*raw).stmt),
+                    built_index((*raw).stmt),
+                )
+            };
         let end = if length == 0 {
             sql.len()
         } else {
@@ -89,6 +109,7 @@ fn parse_here(sql: &str, c_sql: &CStr) -> Result<Vec<RawStatement>, ParseError> 
             start: location,
             end,
             kind,
+            built_index,
         });
     }
     Ok(statements)
@@ -235,6 +256,43 @@ unsafe fn classify(node: *mut pg_sys::Node) -> StatementKind {
             }
             _ => StatementKind::Other,
         }
+    }
+}
+
+/// The index a `CREATE INDEX CONCURRENTLY` builds.
+///
+/// # Safety
+/// `node` must be a valid raw parse tree node.
+unsafe fn built_index(node: *mut pg_sys::Node) -> Option<BuiltIndex> {
+    // SAFETY: the node is read as the struct its tag says it is; names are NUL-terminated.
+    unsafe {
+        if (*node).type_ != NodeTag::T_IndexStmt {
+            return None;
+        }
+        let index = &*node.cast::<pg_sys::IndexStmt>();
+        if !index.concurrent || index.relation.is_null() {
+            return None;
+        }
+        let quoted = |name: *const std::ffi::c_char| {
+            CStr::from_ptr(pg_sys::quote_identifier(name))
+                .to_string_lossy()
+                .into_owned()
+        };
+        let relation = &*index.relation;
+        let table = if relation.schemaname.is_null() {
+            quoted(relation.relname)
+        } else {
+            format!(
+                "{}.{}",
+                quoted(relation.schemaname),
+                quoted(relation.relname)
+            )
+        };
+        Some(BuiltIndex {
+            table,
+            index: (!index.idxname.is_null())
+                .then(|| CStr::from_ptr(index.idxname).to_string_lossy().into_owned()),
+        })
     }
 }
 

@@ -93,6 +93,18 @@ impl Committing {
         // of ours active (the runner drops its snapshot before the first commit).
         unsafe { pg_sys::SPI_commit() };
     }
+
+    /// Closes the connection while a statement that commits on its own runs (`top_level`).
+    pub(super) fn close(&self) {
+        // SAFETY: the connection opened by `connect` or `reopen`, with nothing nested open.
+        unsafe { pg_sys::SPI_finish() };
+    }
+
+    /// Opens the connection again after `close`.
+    pub(super) fn reopen(&self) {
+        // SAFETY: as in `connect`.
+        unsafe { pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32) };
+    }
 }
 
 impl Drop for Committing {

@@ -6,6 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::call::{BodyRunning, Call};
@@ -14,7 +15,8 @@ use crate::gucs;
 use crate::leftovers::SessionState;
 use crate::parse;
 use crate::place::{Body, Place, Position};
-use crate::postgres::{backend, identity, transaction};
+use crate::postgres::transaction::{self, Committing};
+use crate::postgres::{backend, identity, top_level};
 use crate::store::Migration;
 
 /// When the deferred constraint checks (and other deferred triggers) of a body run.
@@ -54,7 +56,15 @@ impl<'a> Executor<'a> {
         deferred: DeferredChecks,
     ) -> Result<f64, MigrateError> {
         let place = self.call.place(&migration.version, &migration.name, body);
-        self.run_with_retries(&place, migration, deferred)
+        // Without retries the caller's transaction is all there is to roll back.
+        let retried = gucs::lock_retries() > 0;
+        self.run_with_retries(|| {
+            if retried {
+                self.in_subtransaction(|| self.run_once(&place, migration, deferred))
+            } else {
+                self.run_once(&place, migration, deferred)
+            }
+        })
     }
 
     /// The same in a subtransaction of its own: a body that fails is rolled back alone.
@@ -65,6 +75,51 @@ impl<'a> Executor<'a> {
         deferred: DeferredChecks,
     ) -> Result<f64, MigrateError> {
         self.in_subtransaction(|| self.run(migration, body, deferred))
+    }
+
+    /// Runs one statement `sql` of a non-transactional migration, at `place`, in a
+    /// subtransaction of its own, with its deferred checks at its end; the caller commits it.
+    pub fn run_statement(
+        &self,
+        migration: &Migration,
+        place: &Place,
+        sql: &str,
+    ) -> Result<f64, MigrateError> {
+        let statements = [
+            (sql, place.position),
+            ("SET CONSTRAINTS ALL IMMEDIATE", Position::DeferredChecks),
+        ];
+        self.run_with_retries(|| {
+            self.in_subtransaction(|| self.run_statements(place, migration, &statements))
+        })
+    }
+
+    /// Runs one statement `sql` of a non-transactional migration, at `place`, at top level
+    /// (see `top_level::run`): committed when it succeeds, rolled back when it fails.
+    pub fn run_top_level(
+        &self,
+        migration: &Migration,
+        place: &Place,
+        sql: &str,
+        committing: &Committing,
+    ) -> Result<f64, MigrateError> {
+        let before = self.session()?;
+        let registrant = self.registrant(migration, place)?;
+        self.run_with_retries(|| {
+            let started = Instant::now();
+            {
+                let _running = BodyRunning::start();
+                top_level::run(sql, registrant, gucs::lock_timeout_ms(), committing).map_err(
+                    |error| MigrateError::BodyFailed {
+                        error,
+                        place: place.clone(),
+                    },
+                )?;
+            }
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            before.check(place)?;
+            Ok(duration_ms)
+        })
     }
 
     /// The session as the call found it; the runner's own work before the first body changes
@@ -91,31 +146,22 @@ impl<'a> Executor<'a> {
         result
     }
 
-    /// Runs one body, and again (in a subtransaction, after a pause) while a statement of it
-    /// fails to get a lock within `migrate.lock_timeout` and `migrate.lock_retries` allows.
-    /// Returns the duration of the successful attempt in ms.
+    /// Makes `attempt` again (after a pause) while a statement of it fails to get a lock within
+    /// `migrate.lock_timeout` and `migrate.lock_retries` allows; each attempt rolls back what
+    /// it did when it fails. Returns the duration of the successful attempt in ms.
     fn run_with_retries(
         &self,
-        place: &Place,
-        migration: &Migration,
-        deferred: DeferredChecks,
+        mut attempt: impl FnMut() -> Result<f64, MigrateError>,
     ) -> Result<f64, MigrateError> {
-        let retries = gucs::lock_retries();
-        let attempts = retries + 1;
+        let attempts = gucs::lock_retries() + 1;
         let mut backoff = FIRST_BACKOFF_MS;
-        for attempt in 1.. {
-            // Without retries the caller's transaction is all there is to roll back.
-            let result = if retries == 0 {
-                self.run_once(place, migration, deferred)
-            } else {
-                self.in_subtransaction(|| self.run_once(place, migration, deferred))
-            };
-            match result {
+        for number in 1.. {
+            match attempt() {
                 Err(MigrateError::BodyFailed { error, place })
                     if error.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
                 {
                     let timeout_ms = gucs::lock_timeout_ms();
-                    if attempt >= attempts {
+                    if number >= attempts {
                         return Err(MigrateError::LockTimeout {
                             error,
                             place,
@@ -124,7 +170,7 @@ impl<'a> Executor<'a> {
                         });
                     }
                     notice!(
-                        "migration \"{}\" ({}) could not get a lock within {timeout_ms} ms (attempt {attempt} of {attempts}); trying again in {backoff} ms",
+                        "migration \"{}\" ({}) could not get a lock within {timeout_ms} ms (attempt {number} of {attempts}); trying again in {backoff} ms",
                         place.version,
                         place.name
                     );
@@ -137,6 +183,20 @@ impl<'a> Executor<'a> {
         unreachable!("the loop returns on the last attempt")
     }
 
+    /// The role that registered `migration`, which its statements run as.
+    fn registrant(
+        &self,
+        migration: &Migration,
+        place: &Place,
+    ) -> Result<pg_sys::Oid, MigrateError> {
+        identity::role_oid(&migration.registered_by).ok_or_else(|| {
+            MigrateError::UnknownRegistrant {
+                role: migration.registered_by.clone(),
+                place: place.clone(),
+            }
+        })
+    }
+
     /// Runs one body as its registrant, statement by statement, makes sure it left nothing in
     /// the session that the call found absent, and returns its duration in ms.
     fn run_once(
@@ -145,9 +205,8 @@ impl<'a> Executor<'a> {
         migration: &Migration,
         deferred: DeferredChecks,
     ) -> Result<f64, MigrateError> {
-        let before = self.session()?;
         let body = migration.body.as_deref().unwrap_or_default();
-        let mut statements: Vec<(&str, Position)> = parse::statements(body, place)?
+        let mut statements: Vec<(&str, Position)> = parse::statements(body, place, migration.lane)?
             .iter()
             .enumerate()
             .map(|(index, statement)| {
@@ -158,20 +217,28 @@ impl<'a> Executor<'a> {
                 (&body[statement.start..statement.end], position)
             })
             .collect();
-        let registrant = identity::role_oid(&migration.registered_by).ok_or_else(|| {
-            MigrateError::UnknownRegistrant {
-                role: migration.registered_by.clone(),
-                place: place.clone(),
-            }
-        })?;
+        let registrant = self.registrant(migration, place)?;
         // control run "deferred triggers left for the caller's commit"
         if deferred == DeferredChecks::AtBodyEnd || registrant != self.call.caller {
             statements.push(("SET CONSTRAINTS ALL IMMEDIATE", Position::DeferredChecks));
         }
+        self.run_statements(place, migration, &statements)
+    }
+
+    /// Runs `statements` of `migration` as its registrant, then makes sure they left nothing
+    /// in the session that the call found absent; returns their duration in ms.
+    fn run_statements(
+        &self,
+        place: &Place,
+        migration: &Migration,
+        statements: &[(&str, Position)],
+    ) -> Result<f64, MigrateError> {
+        let before = self.session()?;
+        let registrant = self.registrant(migration, place)?;
         let started = Instant::now();
         {
             let _running = BodyRunning::start();
-            identity::as_registrant(registrant, || execute(&statements, place))?;
+            identity::as_registrant(registrant, || execute(statements, place))?;
         }
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         // control run "nothing looked for at the end of a body"

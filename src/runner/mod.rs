@@ -1,31 +1,69 @@
-//! The verbs that change what is applied: `up`, `apply`, `down`, `down_to` and `baseline`.
-//! What they pick is `select`; how one body runs is `execute`.
+//! The verbs that change what is applied: `up`, `apply`, `down`, `down_to`, `revert` and
+//! `baseline`. What they pick is `select`; how one body runs is `execute`; how a
+//! non-transactional migration runs, statement by statement, is `nontransactional`.
 
 pub mod execute;
+mod nontransactional;
 pub mod select;
 
 use pgrx::prelude::*;
 
 use crate::call::Call;
 use crate::error::{ErrorParts, MigrateError};
-use crate::place::{Body, Project};
-use crate::postgres::lock::LockScope;
+use crate::place::{Body, Lane, Project};
+use crate::postgres::lock::{self, LockScope};
 use crate::postgres::transaction::Committing;
 use crate::store::{self, Event, Migration, Recorder};
 use crate::text::counted;
 use execute::{DeferredChecks, Executor};
 use select::Revert;
 
+/// What a verb works on: its call (holding the runner lock), the migrations it picked, and
+/// the statements that record what happens to them.
+type Prepared = (Call, Vec<Migration>, Recorder);
+
 /// The start every verb shares: the call (with the runner lock), then, as the owner and under
 /// the snapshot taken after the wait, the migrations `select` picks, and statements to record
-/// what happens to them; `None` when there is nothing to do.
+/// what happens to them; `None` when there is nothing to do. A verb that cannot wait without a
+/// snapshot does not wait for a non-transactional migration running in another session.
 pub fn prepare(
     function: &'static str,
     project: Project,
     scope: LockScope,
     select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
-) -> Result<Option<(Call, Vec<Migration>, Recorder)>, MigrateError> {
-    let mut call = Call::locked(function, project, scope)?;
+) -> Result<Option<Prepared>, MigrateError> {
+    let call = Call::locked(function, project, scope)?;
+    if let Some(holder) = lock::lane_holder()? {
+        return Err(MigrateError::LaneBusy { function, holder });
+    }
+    picked(call, select)
+}
+
+/// The start of `apply()` and `revert()`, which can wait without a snapshot: when a
+/// non-transactional migration runs in another session, they let go of the runner lock,
+/// commit, wait for it, and start again.
+fn prepare_committing(
+    function: &'static str,
+    project: &Project,
+    committing: &Committing,
+    select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
+) -> Result<Option<Prepared>, MigrateError> {
+    loop {
+        // A session-level lock: the commits that follow must not release it.
+        let call = Call::locked(function, project.clone(), LockScope::Session)?;
+        if lock::lane_holder()?.is_none() {
+            return picked(call, select);
+        }
+        drop(call);
+        committing.commit();
+        lock::wait_for_lane()?;
+    }
+}
+
+fn picked(
+    mut call: Call,
+    select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
+) -> Result<Option<Prepared>, MigrateError> {
     let migrations = call.as_owner(|| select(&call.project))?;
     call.end_snapshot();
     if migrations.is_empty() {
@@ -70,6 +108,7 @@ fn in_one_transaction(
     else {
         return Ok(0);
     };
+    refuse_non_transactional(function, direction, &call.project, &migrations)?;
     let executor = Executor::new(&call);
     for migration in &migrations {
         let ran = executor.run(
@@ -107,8 +146,34 @@ fn enum_value_not_committed(error: MigrateError) -> MigrateError {
     }
 }
 
-/// `CALL migrate.apply()`: applies like `up()`, but commits after each migration. Inside a
-/// transaction block (`may_commit` false) nothing can commit, and it works as `up()` does.
+/// Refuses a call that runs in one transaction when it would run non-transactional
+/// migrations, before it runs anything.
+fn refuse_non_transactional(
+    function: &'static str,
+    body: Body,
+    project: &Project,
+    migrations: &[Migration],
+) -> Result<(), MigrateError> {
+    let versions: Vec<String> = migrations
+        .iter()
+        .filter(|migration| migration.lane == Lane::NonTransactional)
+        .map(|migration| migration.version.clone())
+        .collect();
+    if versions.is_empty() {
+        Ok(())
+    } else {
+        Err(MigrateError::NonTransactional {
+            function,
+            body,
+            project: project.clone(),
+            versions,
+        })
+    }
+}
+
+/// `CALL migrate.apply()`: applies like `up()`, but commits after each migration, and runs
+/// non-transactional ones statement by statement. Inside a transaction block (`may_commit`
+/// false) nothing can commit, and it works as `up()` does.
 pub fn apply(
     project: Project,
     target: Option<&str>,
@@ -118,38 +183,92 @@ pub fn apply(
     if !may_commit {
         return up(FUNCTION, project, target);
     }
+    one_at_a_time(FUNCTION, project, Body::Up, |project, _| {
+        select::to_apply(project, target)
+    })
+}
+
+/// `CALL migrate.revert()`: reverts like `down()`, but commits after each migration, and runs
+/// the down bodies of non-transactional ones statement by statement.
+pub fn revert(project: Project, steps: i32, may_commit: bool) -> Result<i32, MigrateError> {
+    const FUNCTION: &str = "migrate.revert()";
+    if !may_commit {
+        return down(FUNCTION, project, Revert::Last(steps));
+    }
+    one_at_a_time(FUNCTION, project, Body::Down, |project, done| {
+        select::to_revert(project, Revert::Last(steps - done))
+    })
+}
+
+/// Runs the `direction` body of what `select` picks (given how many are done), committing
+/// after each migration: a failing one is rolled back alone, recorded as failed, and raised.
+/// After a non-transactional migration, which lets go of the runner lock while it runs, the
+/// lock is taken again and the rest picked anew.
+fn one_at_a_time(
+    function: &'static str,
+    project: Project,
+    direction: Body,
+    select: impl Fn(&Project, i32) -> Result<Vec<Migration>, MigrateError>,
+) -> Result<i32, MigrateError> {
     let committing = Committing::connect();
-    // A session-level lock: the commits below must not release it.
-    let Some((call, pending, recorder)) =
-        prepare(FUNCTION, project, LockScope::Session, |project| {
-            select::to_apply(project, target)
-        })?
-    else {
-        return Ok(0);
-    };
-    let executor = Executor::new(&call);
-    for migration in &pending {
-        // The subtransaction rolls a failed migration back alone, so that its failure can be
-        // recorded and committed before the error is raised.
-        match executor.run_alone(migration, Body::Up, DeferredChecks::AtBodyEnd) {
-            Ok(duration_ms) => {
-                call.as_owner(|| {
-                    recorder.applied(&call.project, migration, &call.role, duration_ms)
-                })?;
-                committing.commit();
-                report(&call, migration, "applied", duration_ms);
+    // Nothing of the CALL's snapshot while waiting: a concurrent index build would wait for it.
+    committing.commit();
+    let mut done = 0;
+    loop {
+        let Some((mut call, migrations, recorder)) =
+            prepare_committing(function, &project, &committing, |project| {
+                select(project, done)
+            })?
+        else {
+            return Ok(done);
+        };
+        let executor = Executor::new(&call);
+        let mut lane_ran = false;
+        for migration in &migrations {
+            if migration.lane == Lane::NonTransactional {
+                drop(executor);
+                nontransactional::run(&mut call, &committing, &recorder, migration, direction)?;
+                done += 1;
+                lane_ran = true;
+                break;
             }
-            Err(error) => {
-                let error = ErrorParts::from(error);
-                call.as_owner(|| {
-                    store::record_failed(&call.project, migration, &call.role, &error)
-                })?;
-                committing.commit();
-                return Err(MigrateError::Server(error));
+            // The subtransaction rolls a failed migration back alone, so that its failure can
+            // be recorded and committed before the error is raised.
+            match executor.run_alone(migration, direction, DeferredChecks::AtBodyEnd) {
+                Ok(duration_ms) => {
+                    let (project, role) = (&call.project, &call.role);
+                    let done_as = match direction {
+                        Body::Up => {
+                            call.as_owner(|| {
+                                recorder.applied(project, migration, role, duration_ms)
+                            })?;
+                            "applied"
+                        }
+                        Body::Down => {
+                            call.as_owner(|| {
+                                recorder.reverted(project, migration, role, duration_ms)
+                            })?;
+                            "reverted"
+                        }
+                    };
+                    committing.commit();
+                    report(&call, migration, done_as, duration_ms);
+                    done += 1;
+                }
+                Err(error) => {
+                    let error = ErrorParts::from(error);
+                    call.as_owner(|| {
+                        store::record_failed(&call.project, migration, &call.role, &error, None)
+                    })?;
+                    committing.commit();
+                    return Err(MigrateError::Server(error));
+                }
             }
         }
+        if !lane_ran {
+            return Ok(done);
+        }
     }
-    Ok(pending.len() as i32)
 }
 
 /// `migrate.down()` and `migrate.down_to()`: reverts applied migrations of `project`, most

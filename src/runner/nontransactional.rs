@@ -1,0 +1,226 @@
+//! The non-transactional lane: a migration whose statements run one at a time, each committed
+//! before the next, those PostgreSQL runs only outside a transaction block at top level.
+//! Each statement is journaled (`started`, then `ran` or `failed`), so a run that failed or
+//! was interrupted resumes at the first statement that did not run, and an index whose
+//! concurrent build did not finish is dropped before it is built again.
+
+use std::time::Instant;
+
+use pgrx::prelude::*;
+
+use super::execute::Executor;
+use super::report;
+use crate::call::Call;
+use crate::error::{ErrorParts, MigrateError};
+use crate::parse::{self, Statement};
+use crate::place::{Body, Lane, Place, Position};
+use crate::postgres::lock::LaneLease;
+use crate::postgres::parser::BuiltIndex;
+use crate::postgres::transaction::Committing;
+use crate::store::{self, Event, Migration, Recorder};
+
+/// Runs the `direction` body of `migration` statement by statement, from the first one that
+/// has not run, and records it applied or reverted. The runner lock is let go of meanwhile,
+/// under the lane's own lock (see `lock::LANE_LOCK_KEY`); the caller takes it again for what
+/// comes next.
+pub fn run(
+    call: &mut Call,
+    committing: &Committing,
+    recorder: &Recorder,
+    migration: &Migration,
+    direction: Body,
+) -> Result<(), MigrateError> {
+    let place = call.place(&migration.version, &migration.name, direction);
+    let body = migration.body.as_deref().unwrap_or_default();
+    let statements = parse::statements(body, &place, Lane::NonTransactional)?;
+    let progress = call.as_owner(|| store::progress(&call.project, &migration.version))?;
+    let _lease = LaneLease::take();
+    call.release_lock();
+    let call = &*call;
+    let executor = Executor::new(call);
+    let started = Instant::now();
+    for (index, statement) in statements.iter().enumerate() {
+        let number = index + 1;
+        if progress.ran.contains(&number) {
+            continue;
+        }
+        let step = Step {
+            call,
+            migration,
+            number,
+            count: statements.len(),
+            place: place.at(Position::Statement {
+                number,
+                line: statement.line,
+            }),
+        };
+        step.record(Event::Started, None)?;
+        committing.commit();
+        let sql = &body[statement.start..statement.end];
+        let interrupted = progress.started.contains(&number);
+        match step.run(&executor, statement, sql, interrupted, committing) {
+            Ok(duration_ms) => {
+                step.record(Event::Ran, Some(duration_ms))?;
+                committing.commit();
+                notice!(
+                    "migration \"{}\" ({}): {} ran in {duration_ms:.1} ms",
+                    migration.version,
+                    migration.name,
+                    step.statement()
+                );
+            }
+            Err(error) => {
+                let error = ErrorParts::from(error);
+                call.as_owner(|| {
+                    store::record_failed(&call.project, migration, &call.role, &error, Some(number))
+                })?;
+                committing.commit();
+                return Err(MigrateError::Server(error));
+            }
+        }
+    }
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (project, role) = (&call.project, &call.role);
+    let done = match direction {
+        Body::Up => {
+            call.as_owner(|| recorder.applied(project, migration, role, duration_ms))?;
+            "applied"
+        }
+        Body::Down => {
+            call.as_owner(|| recorder.reverted(project, migration, role, duration_ms))?;
+            "reverted"
+        }
+    };
+    committing.commit();
+    report(call, migration, done, duration_ms);
+    Ok(())
+}
+
+/// One statement of the migration being run.
+struct Step<'a> {
+    call: &'a Call,
+    migration: &'a Migration,
+    number: usize,
+    count: usize,
+    place: Place,
+}
+
+impl Step<'_> {
+    fn statement(&self) -> String {
+        let Position::Statement { line, .. } = self.place.position else {
+            unreachable!("a step is at a statement")
+        };
+        format!("statement {} of {} (line {line})", self.number, self.count)
+    }
+
+    fn record(&self, event: Event, duration_ms: Option<f64>) -> Result<(), MigrateError> {
+        let call = self.call;
+        call.as_owner(|| {
+            store::record_statement(
+                &call.project,
+                self.migration,
+                &call.role,
+                event,
+                self.number,
+                duration_ms,
+                &self.statement(),
+            )
+        })
+    }
+
+    /// Runs the statement and returns its duration in ms; `interrupted` when an earlier run
+    /// started it and did not see it end.
+    fn run(
+        &self,
+        executor: &Executor<'_>,
+        statement: &Statement,
+        sql: &str,
+        interrupted: bool,
+        committing: &Committing,
+    ) -> Result<f64, MigrateError> {
+        let Some(built) = &statement.built_index else {
+            return if statement.top_level {
+                executor.run_top_level(self.migration, &self.place, sql, committing)
+            } else {
+                executor.run_statement(self.migration, &self.place, sql)
+            };
+        };
+        match index_state(built)? {
+            // The build finished; what was lost is the record of it.
+            IndexState::Valid if interrupted => {
+                notice!(
+                    "migration \"{}\" ({}): {} had built its index before it was interrupted",
+                    self.migration.version,
+                    self.migration.name,
+                    self.statement()
+                );
+                return Ok(0.0);
+            }
+            IndexState::Invalid(index) => self.drop_invalid(executor, &index, committing)?,
+            IndexState::Valid | IndexState::Absent => {}
+        }
+        let built_now = executor.run_top_level(self.migration, &self.place, sql, committing);
+        if built_now.is_err()
+            && let IndexState::Invalid(index) = index_state(built)?
+            // The build's own error is the one to raise; a failed clean-up is only told.
+            && let Err(error) = self.drop_invalid(executor, &index, committing)
+        {
+            warning!(
+                "could not drop INVALID index {index}: {}",
+                ErrorParts::from(error).message
+            );
+        }
+        built_now
+    }
+
+    /// Drops `index`, left INVALID by a build of this statement that did not finish.
+    fn drop_invalid(
+        &self,
+        executor: &Executor<'_>,
+        index: &str,
+        committing: &Committing,
+    ) -> Result<(), MigrateError> {
+        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+        executor.run_top_level(self.migration, &self.place, &drop, committing)?;
+        notice!(
+            "migration \"{}\" ({}): dropped INVALID index {index}, left by a build of {} that did not finish",
+            self.migration.version,
+            self.migration.name,
+            self.statement()
+        );
+        Ok(())
+    }
+}
+
+/// The index a `CREATE INDEX CONCURRENTLY` builds, as the catalog has it now.
+enum IndexState {
+    Absent,
+    Valid,
+    /// Left INVALID by a build that did not finish; its schema-qualified, quoted name.
+    Invalid(String),
+}
+
+/// Looks the index up with the caller's search_path, as the statement resolves its table.
+fn index_state(built: &BuiltIndex) -> Result<IndexState, MigrateError> {
+    let found = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT i.indisvalid, pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_index i
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
+                AND c.relname OPERATOR(pg_catalog.=) $2",
+            None,
+            &[built.table.as_str().into(), built.index.as_deref().into()],
+        )?;
+        rows.into_iter()
+            .map(|row| Ok::<_, pgrx::spi::Error>((row.get::<bool>(1)?, row.get::<String>(2)?)))
+            .next()
+            .transpose()
+    })?;
+    Ok(match found {
+        None => IndexState::Absent,
+        Some((Some(true), _)) => IndexState::Valid,
+        Some((_, name)) => IndexState::Invalid(name.unwrap_or_default()),
+    })
+}
