@@ -19,7 +19,7 @@ TO migrate_reader;
 -- (for example CREATE on the application's schema).
 CREATE ROLE migrate_deployer NOLOGIN IN ROLE migrate_reader;
 GRANT EXECUTE ON FUNCTION
-    migrate.register(text, text, text, text, text),
+    migrate.register(text, text, text, text, text, boolean),
     migrate.register_script(text, text, text, text),
     migrate.register_files(text[], text[], text),
     migrate.up(text, text),
@@ -29,7 +29,7 @@ GRANT EXECUTE ON FUNCTION
     migrate.rehearse(text, text),
     migrate.adopt(text, text)
 TO migrate_deployer;
-GRANT EXECUTE ON PROCEDURE migrate.apply(text, text) TO migrate_deployer;
+GRANT EXECUTE ON PROCEDURE migrate.apply(text, text), migrate.revert(integer, text) TO migrate_deployer;
 
 -- migrate.import_dir() reads files on the database server: grant it only together with
 -- pg_read_server_files, to roles that may read any server file.

@@ -79,6 +79,17 @@ impl From<&CaughtError> for ErrorParts {
     }
 }
 
+/// Why a partly applied non-transactional migration cannot change as asked.
+#[derive(Debug)]
+pub enum PartialChange {
+    /// Another session runs its statements now.
+    Running,
+    /// This statement started, and may have committed.
+    Statement(usize),
+    /// It is being reverted, or would change lane.
+    Committed,
+}
+
 #[derive(Debug)]
 pub enum MigrateError {
     NullArgument {
@@ -191,8 +202,7 @@ pub enum MigrateError {
     PartlyAppliedChanged {
         project: Project,
         version: String,
-        /// The statement that ran and would change; `None` when the lane would.
-        statement: Option<usize>,
+        why: PartialChange,
     },
     /// A runner that cannot wait without holding a snapshot met one running non-transactional
     /// statements.
@@ -442,13 +452,14 @@ impl From<MigrateError> for ErrorParts {
                 Body::Up => "Apply them with CALL migrate.apply(), outside a transaction block.",
                 Body::Down => "Revert them with CALL migrate.revert(), outside a transaction block.",
             }),
-            PartlyAppliedChanged { project, version, statement } => report(
+            PartlyAppliedChanged { project, version, why } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("cannot change migration \"{version}\"{}: some of its statements have run", project.mention("in")),
             )
-            .detail(match statement {
-                Some(number) => format!("Statement {number} ran and was committed; the change alters it. Statements that have not run may change."),
-                None => "It is non-transactional, and statements of the body being run have been committed.".to_owned(),
+            .detail(match why {
+                PartialChange::Running => "Another session is running its statements now.".to_owned(),
+                PartialChange::Statement(number) => format!("Statement {number} has run, and the change alters it; statements that have not run may change."),
+                PartialChange::Committed => "It is non-transactional, and statements of the body being run have been committed.".to_owned(),
             })
             .hint("Keep the statements that ran as they are, or finish the migration with CALL migrate.apply() and register the change as a new migration."),
             LaneBusy { function, holder } => report(

@@ -7,10 +7,10 @@ use pgrx::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::call::{self, Call};
-use crate::error::MigrateError;
+use crate::error::{MigrateError, PartialChange};
 use crate::place::{Body, Lane, Place, Project};
 use crate::postgres::identity;
-use crate::postgres::lock::LockScope;
+use crate::postgres::lock::{self, LockScope};
 use crate::store::{self, NewMigration, Registered};
 use crate::text::counted;
 use crate::{files, gucs, parse, script, version};
@@ -172,17 +172,20 @@ fn store_checked(
 }
 
 /// Refuses a change to a partly applied non-transactional migration unless the statements of
-/// its up body that ran, which are committed, stay as they were: the next run resumes after
-/// them.
+/// its up body that started, which may have committed, stay as they were: the next run resumes
+/// after them. Nothing may change while another session runs them.
 fn keeps_what_ran(request: &Request<'_>, existing: &Registered) -> Result<(), MigrateError> {
-    let changed = |statement: Option<usize>| MigrateError::PartlyAppliedChanged {
+    let changed = |why: PartialChange| MigrateError::PartlyAppliedChanged {
         project: request.project.clone(),
         version: request.version.to_owned(),
-        statement,
+        why,
     };
+    if lock::lane_holder()?.is_some() {
+        return Err(changed(PartialChange::Running));
+    }
     // A revert under way, or a change of lane, keeps nothing of the order that ran.
     if existing.applied || request.lane != Lane::NonTransactional {
-        return Err(changed(None));
+        return Err(changed(PartialChange::Committed));
     }
     let place = request.place(Body::Up);
     let texts = |sql: &str| -> Result<Vec<String>, MigrateError> {
@@ -196,9 +199,10 @@ fn keeps_what_ran(request: &Request<'_>, existing: &Registered) -> Result<(), Mi
     match progress
         .ran
         .iter()
+        .chain(&progress.started)
         .find(|&&number| before.get(number - 1) != after.get(number - 1))
     {
-        Some(&number) => Err(changed(Some(number))),
+        Some(&number) => Err(changed(PartialChange::Statement(number))),
         None => Ok(()),
     }
 }

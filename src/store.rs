@@ -249,7 +249,8 @@ pub fn version_key(project: &str, version: &str) -> Result<Option<Vec<u8>>, Migr
 /// that starts its application or revert afresh, of migration `m` (columns `m.project` and
 /// `m.version`).
 const STATEMENT_EVENTS: &str = "migrate.events e
-    WHERE e.project = m.project AND e.version = m.version AND e.event = ANY ('{started,ran}')
+    WHERE e.project = m.project AND e.version = m.version AND e.statement IS NOT NULL
+      AND e.event = ANY ('{started,ran,failed}')
       AND e.id > COALESCE((SELECT max(r.id) FROM migrate.events r
                             WHERE r.project = m.project AND r.version = m.version
                               AND r.event = ANY ('{register,up,down,baseline,adopt}')), 0)";
@@ -430,14 +431,15 @@ fn record_statement_event(
 pub struct Progress {
     /// The statements that ran and were committed.
     pub ran: BTreeSet<usize>,
-    /// The statements that started and did not run: interrupted, or failed.
+    /// The statements that started and were not seen to end: interrupted.
     pub started: BTreeSet<usize>,
 }
 
 pub fn progress(project: &str, version: &str) -> Result<Progress, MigrateError> {
     let query = format!(
         "SELECT e.event, e.statement
-           FROM (SELECT $1::text AS project, $2::text AS version) m, {STATEMENT_EVENTS}"
+           FROM (SELECT $1::text AS project, $2::text AS version) m, {STATEMENT_EVENTS}
+          ORDER BY e.id"
     );
     let events: Vec<(String, i32)> =
         select_rows(&query, &[project.into(), version.into()], |row| {
@@ -449,16 +451,16 @@ pub fn progress(project: &str, version: &str) -> Result<Progress, MigrateError> 
     let mut progress = Progress::default();
     for (event, statement) in events {
         let statement = statement as usize;
-        if event == Event::Ran.as_str() {
-            progress.ran.insert(statement);
-        } else {
+        // A statement that failed was rolled back (and its INVALID index dropped).
+        if event == Event::Started.as_str() {
             progress.started.insert(statement);
+        } else {
+            progress.started.remove(&statement);
+            if event == Event::Ran.as_str() {
+                progress.ran.insert(statement);
+            }
         }
     }
-    let ran = progress.ran.clone();
-    progress
-        .started
-        .retain(|statement| !ran.contains(statement));
     Ok(progress)
 }
 

@@ -28,7 +28,7 @@ fn a_registrant_gains_nothing_when_a_superuser_applies() {
     admin
         .batch_execute(
             "GRANT USAGE ON SCHEMA migrate TO mallory;
-             GRANT EXECUTE ON FUNCTION migrate.register(text, text, text, text, text) TO mallory;
+             GRANT EXECUTE ON FUNCTION migrate.register(text, text, text, text, text, boolean) TO mallory;
              GRANT CREATE ON SCHEMA public TO mallory;",
         )
         .unwrap();
@@ -478,7 +478,7 @@ fn hostile_registrant(db: &TestDb, admin: &mut Client, role: &str) -> Client {
     admin
         .batch_execute(&format!(
             "GRANT USAGE ON SCHEMA migrate TO {role};
-             GRANT EXECUTE ON FUNCTION migrate.register(text, text, text, text, text) TO {role};
+             GRANT EXECUTE ON FUNCTION migrate.register(text, text, text, text, text, boolean) TO {role};
              GRANT CREATE ON SCHEMA public TO {role};"
         ))
         .unwrap();
