@@ -72,6 +72,12 @@ mutant "no utility hook" \
 mutant "nothing looked for at the end of a body" \
     'let _ = before;' \
     privileges t25_a_body_leaves_nothing || status=1
+mutant "the registrant left current after a failed top-level statement" \
+    'let _ = (caller, context);' \
+    nontransactional n07_ || status=1
+mutant "an INVALID index left for the next build" \
+    'IndexState::Invalid(_) => {}' \
+    nontransactional n03_ || status=1
 mutant "session-level advisory locks of a body kept" \
     'let _ = before;' \
     privileges t25_a_body_leaves_nothing || status=1

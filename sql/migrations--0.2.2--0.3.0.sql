@@ -14,22 +14,21 @@ COMMENT ON TABLE migrate.events IS 'append-only history: register, update, up, d
 
 -- register(), plan(), plan_down() and history() change their signatures, so they are dropped
 -- and created again; the EXECUTE grants a deployer or reader role had on them are carried
--- over to the new ones.
+-- over to the new ones (nothing is granted to PUBLIC, here as everywhere).
 SELECT pg_catalog.set_config('migrations.update_grants', COALESCE(pg_catalog.string_agg(
-           pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
-               CASE p.proname WHEN 'register' THEN 'migrate.register(text, text, text, text, text, boolean)'
-                              ELSE p.oid::pg_catalog.regprocedure::text END,
-               CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
-                    ELSE a.grantee::pg_catalog.regrole::text END,
+           pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f.replacement,
+               a.grantee::pg_catalog.regrole::pg_catalog.text,
                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), '; '), ''), true)
-  FROM pg_catalog.pg_proc p
+  FROM (VALUES ('migrate.register(text, text, text, text, text)'::pg_catalog.regprocedure,
+                'migrate.register(text, text, text, text, text, boolean)'),
+               ('migrate.plan(text, text)'::pg_catalog.regprocedure, 'migrate.plan(text, text)'),
+               ('migrate.plan_down(integer, text)'::pg_catalog.regprocedure, 'migrate.plan_down(integer, text)'),
+               ('migrate.history(text)'::pg_catalog.regprocedure, 'migrate.history(text)')) f(replaced, replacement)
+  JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) f.replaced
  CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
- WHERE p.oid OPERATOR(pg_catalog.=) ANY (ARRAY['migrate.register(text, text, text, text, text)',
-                                              'migrate.plan(text, text)',
-                                              'migrate.plan_down(integer, text)',
-                                              'migrate.history(text)']::pg_catalog.regprocedure[])
-   AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
-   AND a.grantee OPERATOR(pg_catalog.<>) p.proowner;
+ WHERE a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+   AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+   AND a.grantee OPERATOR(pg_catalog.<>) 0;
 
 DROP FUNCTION migrate.register(text, text, text, text, text);
 CREATE FUNCTION migrate.register(
@@ -37,25 +36,25 @@ CREATE FUNCTION migrate.register(
     project text DEFAULT 'default', transactional boolean DEFAULT true)
 RETURNS text
 VOLATILE PARALLEL UNSAFE
-LANGUAGE c AS 'MODULE_PATHNAME', 'register_wrapper';
+LANGUAGE c AS 'MODULE_PATHNAME', 'register_with_lane_wrapper';
 
 DROP FUNCTION migrate.plan(text, text);
 CREATE FUNCTION migrate.plan(target text DEFAULT NULL, project text DEFAULT 'default')
 RETURNS TABLE (step integer, direction text, version text, name text, sql text, transactional boolean)
 STABLE PARALLEL UNSAFE
-LANGUAGE c AS 'MODULE_PATHNAME', 'plan_wrapper';
+LANGUAGE c AS 'MODULE_PATHNAME', 'plan_with_lanes_wrapper';
 
 DROP FUNCTION migrate.plan_down(integer, text);
 CREATE FUNCTION migrate.plan_down(steps integer DEFAULT 1, project text DEFAULT 'default')
 RETURNS TABLE (step integer, direction text, version text, name text, sql text, transactional boolean)
 STABLE PARALLEL UNSAFE
-LANGUAGE c AS 'MODULE_PATHNAME', 'plan_down_wrapper';
+LANGUAGE c AS 'MODULE_PATHNAME', 'plan_down_with_lanes_wrapper';
 
 DROP FUNCTION migrate.body_refusal(text, text, text, text, text);
 CREATE FUNCTION migrate.body_refusal(project text, version text, name text, body text, direction text, transactional boolean)
 RETURNS text
 STRICT STABLE PARALLEL SAFE
-LANGUAGE c AS 'MODULE_PATHNAME', 'body_refusal_wrapper';
+LANGUAGE c AS 'MODULE_PATHNAME', 'body_refusal_in_lane_wrapper';
 
 CREATE PROCEDURE migrate.revert(steps integer DEFAULT 1, project text DEFAULT 'default')
 LANGUAGE c AS 'MODULE_PATHNAME', 'revert_wrapper';

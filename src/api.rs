@@ -27,8 +27,8 @@ fn project(value: Option<&str>) -> Result<Project, MigrateError> {
 
 /// Stores one migration; returns `registered`, `unchanged` or `updated`. A non-transactional
 /// one (`transactional => false`) runs statement by statement, through `apply()`.
-#[pg_extern(volatile, parallel_unsafe)]
-fn register(
+#[pg_extern(name = "register", volatile, parallel_unsafe)]
+pub fn register_with_lane(
     version: Option<&str>,
     name: Option<&str>,
     up_sql: Option<&str>,
@@ -152,11 +152,11 @@ fn baseline(
     Ok(runner::baseline(self::project(project)?, version)?)
 }
 
-/// What `up(target, project)` would run, in order, without running it.
+/// What `up(target, project)` would run, in order, without running it, and in which lane.
 // pgrx reads the `RETURNS TABLE` columns from the written-out type, which clippy finds complex.
 #[allow(clippy::type_complexity)]
-#[pg_extern(stable, parallel_unsafe)]
-fn plan(
+#[pg_extern(name = "plan", stable, parallel_unsafe)]
+pub fn plan_with_lanes(
     target: default!(Option<&str>, "NULL"),
     project: default!(Option<&str>, "'default'"),
 ) -> Result<
@@ -179,10 +179,10 @@ fn plan(
     )?))
 }
 
-/// What `down(steps, project)` would run, in order, without running it.
+/// What `down(steps, project)` would run, in order, without running it, and in which lane.
 #[allow(clippy::type_complexity)]
-#[pg_extern(stable, parallel_unsafe)]
-fn plan_down(
+#[pg_extern(name = "plan_down", stable, parallel_unsafe)]
+pub fn plan_down_with_lanes(
     steps: default!(Option<i32>, 1),
     project: default!(Option<&str>, "'default'"),
 ) -> Result<
@@ -296,8 +296,8 @@ fn adopt(
 
 /// For `migrate.verify()`: why this release would refuse a stored body (one stored by an earlier
 /// release, before its statement was refused), or NULL when it would run it.
-#[pg_extern(stable, parallel_safe)]
-fn body_refusal(
+#[pg_extern(name = "body_refusal", stable, parallel_safe)]
+pub fn body_refusal_in_lane(
     project: &str,
     version: &str,
     name: &str,

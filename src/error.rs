@@ -122,6 +122,8 @@ pub enum MigrateError {
     RefusedStatement {
         statement: &'static str,
         hint: &'static str,
+        /// Refused because the migration is transactional: another would take it.
+        in_transaction: bool,
         place: Place,
     },
     /// A statement refused when a running body reaches it through dynamic SQL; the runner adds
@@ -210,6 +212,8 @@ pub enum MigrateError {
         function: &'static str,
         holder: Option<i32>,
     },
+    /// A non-transactional migration, for tables of a release before the lane.
+    ExtensionNotUpdated,
     IsolationLevel {
         function: &'static str,
         level: &'static str,
@@ -261,10 +265,10 @@ impl From<pgrx::spi::Error> for MigrateError {
     }
 }
 
-fn refused(statement: &str, hint: &str) -> ErrorParts {
+fn refused(statement: &str, hint: &str, inside: &str) -> ErrorParts {
     ErrorParts::new(
         PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-        format!("{statement} cannot run inside a migration"),
+        format!("{statement} cannot run inside {inside}"),
     )
     .hint(hint)
 }
@@ -345,8 +349,11 @@ impl From<MigrateError> for ErrorParts {
                     .detail(place.to_string())
                     .hint("Bodies run as SQL inside the server, where psql is not present; remove psql meta-commands.")
             }
-            RefusedStatement { statement, hint, place } => refused(statement, hint).detail(place.to_string()),
-            RefusedWhileRunning { statement, hint } => refused(statement, hint),
+            RefusedStatement { statement, hint, in_transaction, place } => {
+                let inside = if in_transaction { "a transactional migration" } else { "a migration" };
+                refused(statement, hint, inside).detail(place.to_string())
+            }
+            RefusedWhileRunning { statement, hint } => refused(statement, hint, "a migration"),
             LeftBehind { left, locks_released, place } => {
                 let released = if locks_released {
                     "\nThe session-level advisory locks it took have been released."
@@ -471,6 +478,12 @@ impl From<MigrateError> for ErrorParts {
             )
             .detail(format!("Waiting inside {function} would hold a snapshot, and CREATE INDEX CONCURRENTLY waits for every older snapshot."))
             .hint("Use CALL migrate.apply(), which waits without one, or try again when it has finished."),
+            ExtensionNotUpdated => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "non-transactional migrations need the tables of migrations 0.3.0".to_owned(),
+            )
+            .detail("The library is newer than the extension's objects in this database.")
+            .hint("Run ALTER EXTENSION migrations UPDATE."),
             IsolationLevel { function, level } => report(
                 ERRCODE_INVALID_TRANSACTION_STATE,
                 format!("{function} must run in a READ COMMITTED transaction"),

@@ -10,6 +10,7 @@
 mod adopt;
 mod api;
 mod call;
+mod earlier;
 mod error;
 mod files;
 mod gucs;
@@ -39,6 +40,7 @@ pgrx::extension_sql_file!("../sql/finalize.sql", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     leftovers::init();
+    postgres::backend::at_transaction_end(store::forget_tables);
 }
 
 /// Hooks of the `#[pg_test]` harness.

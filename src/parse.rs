@@ -3,7 +3,7 @@
 
 use crate::error::MigrateError;
 use crate::place::{Lane, Place, Position};
-use crate::postgres::parser::{self, BuiltIndex, ParseError, StatementKind};
+use crate::postgres::parser::{self, BuiltIndex, ParseError};
 use crate::refuse;
 
 /// One top-level statement of a body, as a byte range of the body.
@@ -36,10 +36,12 @@ pub fn statements(sql: &str, place: &Place, lane: Lane) -> Result<Vec<Statement>
         .enumerate()
         .map(|(index, raw)| {
             let line = lines.line_at(sql, first_token(sql, raw.start));
+            let top_level = refuse::needs_top_level(raw.kind);
             if let Some((statement, hint)) = refuse::refusal(&raw, lane) {
                 return Err(MigrateError::RefusedStatement {
                     statement,
                     hint,
+                    in_transaction: top_level && lane.is_transactional(),
                     place: place.at(Position::Statement {
                         number: index + 1,
                         line,
@@ -50,10 +52,7 @@ pub fn statements(sql: &str, place: &Place, lane: Lane) -> Result<Vec<Statement>
                 start: raw.start,
                 end: raw.end,
                 line,
-                top_level: matches!(
-                    raw.kind,
-                    StatementKind::Concurrently(_) | StatementKind::Vacuum
-                ),
+                top_level,
                 built_index: raw.built_index,
             })
         })

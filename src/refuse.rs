@@ -7,7 +7,7 @@ use crate::place::Lane;
 use crate::postgres::parser::{RawStatement, SessionStatement, StatementKind};
 
 const HINT_TRANSACTION: &str =
-    "Each migration runs inside the caller's transaction; remove transaction control statements.";
+    "The runner begins and ends the transactions a migration runs in: remove transaction control statements.";
 const HINT_CONCURRENTLY: &str = "A transactional migration runs inside a transaction, where CONCURRENTLY is impossible: register it with transactional => false, or leave out CONCURRENTLY.";
 const HINT_VACUUM: &str = "A transactional migration runs inside a transaction, where VACUUM is impossible: register it with transactional => false; ANALYZE works in either.";
 const HINT_UNNAMED_INDEX: &str = "Name the index: a build that fails or is interrupted leaves an INVALID index, which apply() drops by its name before it builds again.";
@@ -18,6 +18,12 @@ const HINT_HOLD: &str = "A holdable cursor outlives the body and runs its query 
 const HINT_PREPARE: &str = "A prepared statement outlives the body, and runs as whoever executes it later in the session: run the statement itself.";
 const HINT_LISTEN: &str = "A LISTEN outlives the body, in the session of whoever applies the migration: listen from the application.";
 const HINT_LOAD: &str = "A library a body loads stays loaded in the session of whoever applies the migration: load it with session_preload_libraries, or from a client.";
+
+/// Whether PostgreSQL runs a statement of `kind` only at top level, outside a transaction
+/// block: what a non-transactional migration may hold and a transactional one may not.
+pub fn needs_top_level(kind: StatementKind) -> bool {
+    matches!(kind, StatementKind::Concurrently(_) | StatementKind::Vacuum)
+}
 
 /// A refused statement, as the error names it, and the hint to give.
 pub type Refusal = (&'static str, &'static str);

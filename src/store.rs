@@ -5,6 +5,7 @@
 //! has written, a new snapshot per statement): either way a runner that waited sees what its
 //! predecessor committed.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use pgrx::datum::DatumWithOid;
@@ -14,6 +15,53 @@ use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{ErrorParts, MigrateError};
 use crate::place::{Body, Lane};
+
+thread_local! {
+    static LANE_COLUMNS: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether the tables have the columns of the non-transactional lane, which 0.3.0 added: a
+/// database whose extension is not updated yet keeps working with this library, with
+/// transactional migrations only. Read once per transaction: the update's ALTER TABLE waits
+/// for every transaction that has read the tables.
+fn lane_columns() -> Result<bool, MigrateError> {
+    if let Some(known) = LANE_COLUMNS.get() {
+        return Ok(known);
+    }
+    let known = select_row(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid = 'migrate.migrations'::pg_catalog.regclass
+                           AND a.attname = 'transactional' AND NOT a.attisdropped)",
+        &[],
+        |row| Ok(row.get::<bool>(1)?.unwrap_or_default()),
+    )?
+    .unwrap_or_default();
+    LANE_COLUMNS.set(Some(known));
+    Ok(known)
+}
+
+/// Forgets what `lane_columns` read, at the end of each transaction.
+pub fn forget_tables() {
+    LANE_COLUMNS.set(None);
+}
+
+/// The `transactional` column of migration `m`, or what it would hold before it existed.
+fn transactional_column() -> Result<&'static str, MigrateError> {
+    Ok(if lane_columns()? {
+        "m.transactional"
+    } else {
+        "true"
+    })
+}
+
+/// Refuses to store what only the tables of 0.3.0 on can hold.
+fn needs_lane_columns(needed: bool) -> Result<(), MigrateError> {
+    if needed && !lane_columns()? {
+        Err(MigrateError::ExtensionNotUpdated)
+    } else {
+        Ok(())
+    }
+}
 
 /// The kinds of event in `migrate.events`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,18 +183,17 @@ fn migrations_named(
     if versions.is_empty() {
         return Ok(Vec::new());
     }
-    let query = match body {
-        Body::Up => {
-            "SELECT m.version, m.name, m.up_sql, m.checksum, m.registered_by, m.transactional
-               FROM migrate.migrations m WHERE m.project = $1 AND m.version = ANY($2)"
-        }
-        Body::Down => {
-            "SELECT m.version, m.name, m.down_sql, m.checksum, m.registered_by, m.transactional
-               FROM migrate.migrations m WHERE m.project = $1 AND m.version = ANY($2)"
-        }
+    let body_column = match body {
+        Body::Up => "m.up_sql",
+        Body::Down => "m.down_sql",
     };
+    let query = format!(
+        "SELECT m.version, m.name, {body_column}, m.checksum, m.registered_by, {}
+           FROM migrate.migrations m WHERE m.project = $1 AND m.version = ANY($2)",
+        transactional_column()?
+    );
     let mut found: HashMap<String, Migration> =
-        select_rows(query, &[project.into(), versions.clone().into()], |row| {
+        select_rows(&query, &[project.into(), versions.clone().into()], |row| {
             let migration = migration(row)?;
             Ok((migration.version.clone(), migration))
         })?;
@@ -257,13 +304,17 @@ const STATEMENT_EVENTS: &str = "migrate.events e
 
 /// `SELECT` list of a `Registered` (and its version key), from `migrate.migrations m`. Only a
 /// non-transactional migration can be partly applied, so only for one are the events read.
-fn registered_columns() -> String {
-    format!(
+fn registered_columns() -> Result<String, MigrateError> {
+    let lane = if lane_columns()? {
+        format!("m.transactional, NOT m.transactional AND EXISTS (SELECT FROM {STATEMENT_EVENTS})")
+    } else {
+        "true, false".to_owned()
+    };
+    Ok(format!(
         "m.version, m.name, m.up_sql, m.down_sql, m.checksum,
          EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version),
-         m.version_key, m.transactional,
-         NOT m.transactional AND EXISTS (SELECT FROM {STATEMENT_EVENTS})"
-    )
+         m.version_key, {lane}"
+    ))
 }
 
 fn registered_row(row: &SpiHeapTupleData<'_>) -> SpiResult<(Vec<u8>, Registered)> {
@@ -286,7 +337,7 @@ fn registered_row(row: &SpiHeapTupleData<'_>) -> SpiResult<(Vec<u8>, Registered)
 pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered>, MigrateError> {
     let query = format!(
         "SELECT {} FROM migrate.migrations m WHERE m.project = $1 AND m.version_key = $2",
-        registered_columns()
+        registered_columns()?
     );
     Ok(select_row(
         &query,
@@ -300,19 +351,38 @@ pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered
 pub fn registered_in(project: &str) -> Result<HashMap<Vec<u8>, Registered>, MigrateError> {
     let query = format!(
         "SELECT {} FROM migrate.migrations m WHERE m.project = $1",
-        registered_columns()
+        registered_columns()?
     );
     select_rows(&query, &[project.into()], registered_row)
 }
 
+/// `column` and `value` when the tables have the lane's column (see `lane_columns`), nothing
+/// when they do not, where only a transactional `migration` can be stored. Parameters that a
+/// statement does not use are fine when their types are given.
+fn lane_parts<'a>(
+    migration: &NewMigration<'_>,
+    column: &'a str,
+    value: &'a str,
+) -> Result<(&'a str, &'a str), MigrateError> {
+    needs_lane_columns(!migration.lane.is_transactional())?;
+    Ok(if lane_columns()? {
+        (column, value)
+    } else {
+        ("", "")
+    })
+}
+
 pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateError> {
+    let (column, value) = lane_parts(migration, ", transactional", ", $10")?;
     Spi::run_with_args(
-        "WITH m AS (
-             INSERT INTO migrate.migrations (project, version, name, up_sql, down_sql, checksum, version_key, registered_by, transactional)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10)
-             RETURNING project, version, checksum)
-         INSERT INTO migrate.events (project, version, event, role, checksum)
-         SELECT m.project, m.version, $9, $8, m.checksum FROM m",
+        &format!(
+            "WITH m AS (
+                 INSERT INTO migrate.migrations (project, version, name, up_sql, down_sql, checksum, version_key, registered_by{column})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8{value})
+                 RETURNING project, version, checksum)
+             INSERT INTO migrate.events (project, version, event, role, checksum)
+             SELECT m.project, m.version, $9, $8, m.checksum FROM m"
+        ),
         &[
             migration.project.into(),
             migration.version.into(),
@@ -329,17 +399,20 @@ pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateErr
     Ok(())
 }
 
-/// Replaces the bodies and name of a registered migration; `detail` says what changed.
+/// Replaces the bodies, name and lane of a registered migration; `detail` says what changed.
 pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<(), MigrateError> {
+    let (set_lane, _) = lane_parts(migration, ", transactional = $10", "")?;
     Spi::run_with_args(
-        "WITH m AS (
-             UPDATE migrate.migrations
-                SET name = $3, up_sql = $4, down_sql = $5, checksum = $6,
-                    registered_by = $7, registered_at = pg_catalog.now(), transactional = $10
-              WHERE project = $1 AND version = $2
-             RETURNING project, version, checksum)
-         INSERT INTO migrate.events (project, version, event, role, checksum, detail)
-         SELECT m.project, m.version, $9, $7, m.checksum, $8 FROM m",
+        &format!(
+            "WITH m AS (
+                 UPDATE migrate.migrations
+                    SET name = $3, up_sql = $4, down_sql = $5, checksum = $6,
+                        registered_by = $7, registered_at = pg_catalog.now(){set_lane}
+                  WHERE project = $1 AND version = $2
+                 RETURNING project, version, checksum)
+             INSERT INTO migrate.events (project, version, event, role, checksum, detail)
+             SELECT m.project, m.version, $9, $7, m.checksum, $8 FROM m"
+        ),
         &[
             migration.project.into(),
             migration.version.into(),
@@ -407,9 +480,18 @@ fn record_statement_event(
     duration_ms: Option<f64>,
     detail: &str,
 ) -> Result<(), MigrateError> {
+    // Only a non-transactional migration has statements, and only tables that know the lane
+    // hold one (see `lane_columns`).
+    let (column, value) = if lane_columns()? {
+        (", statement", ", $7")
+    } else {
+        ("", "")
+    };
     Spi::run_with_args(
-        "INSERT INTO migrate.events (project, version, event, role, checksum, detail, statement, duration_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &format!(
+            "INSERT INTO migrate.events (project, version, event, role, checksum, detail, duration_ms{column})
+             VALUES ($1, $2, $3, $4, $5, $6, $8{value})"
+        ),
         &[
             project.into(),
             migration.version.as_str().into(),

@@ -3,15 +3,36 @@
 use postgres::Client;
 use postgres::error::DbError;
 
-/// Everything the extension knows, as text rows, for comparison.
+/// The migrations table as text rows, in the columns every release since 0.1.0 has.
+pub const REGISTRY: &str = "SELECT (m.project, m.version, m.name, m.up_sql, m.down_sql, m.checksum,
+        m.version_key, m.registered_by, m.registered_at)::text
+   FROM migrate.migrations m ORDER BY m.project, m.version";
+
+/// The history as text rows, in the columns every release since 0.1.0 has.
+pub const HISTORY: &str = "SELECT (h.id, h.project, h.version, h.event, h.role, h.at,
+        h.duration_ms, h.checksum, h.detail)::text
+   FROM migrate.history() h";
+
+/// Everything the extension knows, as text rows, for comparison: in the columns every release
+/// has, so that a database of an earlier release compares with itself updated or restored.
 pub fn snapshot(client: &mut Client) -> Vec<String> {
     let queries = [
         "SELECT s::text FROM migrate.status() s",
-        "SELECT h::text FROM migrate.history() h",
-        "SELECT m::text FROM migrate.migrations m ORDER BY project, version",
+        HISTORY,
+        REGISTRY,
         "SELECT a::text FROM migrate.applied a ORDER BY project, version",
     ];
     text_rows(client, &queries)
+}
+
+/// Whether the columns a release added hold what an earlier release's rows mean: every
+/// migration transactional, no event about a statement.
+pub fn later_columns_hold_defaults(client: &mut Client) -> bool {
+    count(
+        client,
+        "SELECT (SELECT count(*) FROM migrate.migrations WHERE NOT transactional)
+              + (SELECT count(*) FROM migrate.events WHERE statement IS NOT NULL)",
+    ) == 0
 }
 
 /// The server error of a failed call, failing the test if the call succeeded or failed otherwise.

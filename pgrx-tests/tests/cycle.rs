@@ -373,7 +373,7 @@ fn register_policies() {
             "22023",
         ),
         (
-            "SELECT migrate.register_script('2', 'x', E'-- migrate:up transaction:false\nSELECT 1')",
+            "SELECT migrate.register_script('2', 'x', E'-- migrate:up transaction:maybe\nSELECT 1')",
             "22023",
         ),
     ] {

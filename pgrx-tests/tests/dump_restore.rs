@@ -213,10 +213,8 @@ fn update_during_a_run(name: &str, release: &str, current: &str, fresh: &mut Cli
         ),
         None,
     );
-    let registry = "SELECT m::text FROM migrate.migrations m ORDER BY project, version";
-    let history = "SELECT h::text FROM migrate.history() h";
-    let registry_before = text_rows(&mut client, &[registry]);
-    let history_before = text_rows(&mut client, &[history]);
+    let registry_before = text_rows(&mut client, &[REGISTRY]);
+    let history_before = text_rows(&mut client, &[HISTORY]);
 
     // A runner of the previous release is in the middle of a run when the update comes.
     let holder = hold_advisory_lock(&db, 4646);
@@ -245,8 +243,9 @@ fn update_during_a_run(name: &str, release: &str, current: &str, fresh: &mut Cli
 
     assert_eq!(extension_version(&mut client), current);
     // The registry is unchanged, and the history only grew by the run's events.
-    assert_eq!(text_rows(&mut client, &[registry]), registry_before);
-    let history_after = text_rows(&mut client, &[history]);
+    assert_eq!(text_rows(&mut client, &[REGISTRY]), registry_before);
+    assert!(later_columns_hold_defaults(&mut client));
+    let history_after = text_rows(&mut client, &[HISTORY]);
     assert_eq!(history_after[..history_before.len()], history_before[..]);
     assert_eq!(history_after.len(), history_before.len() + 3);
     assert!(
@@ -276,6 +275,7 @@ fn dump_of_release_restores(index: usize, release: &str) {
         let mut client = restored.connect();
         assert_ne!(extension_version(&mut client), release);
         assert_eq!(snapshot(&mut client), before, "{}", restored.name);
+        assert!(later_columns_hold_defaults(&mut client));
         assert_eq!(
             text_rows(
                 &mut client,
@@ -334,4 +334,40 @@ fn verify_names_whatever_differs_from_the_registered_migrations() {
             "{expected} in {found:?}"
         );
     }
+}
+
+/// The update to 0.3.0 replaces functions whose signatures change; a role granted them before
+/// keeps them after.
+#[test]
+fn t24_grants_on_replaced_functions_survive_the_update() {
+    let (db, mut client) = at_previous_release("t24_grants", "0.2.2");
+    client
+        .batch_execute(
+            "DROP ROLE IF EXISTS t24_deployer; CREATE ROLE t24_deployer;
+             GRANT USAGE ON SCHEMA migrate TO t24_deployer;
+             GRANT EXECUTE ON FUNCTION migrate.register(text, text, text, text, text),
+                 migrate.plan(text, text), migrate.history(text) TO t24_deployer;",
+        )
+        .unwrap();
+    client
+        .batch_execute("ALTER EXTENSION migrations UPDATE")
+        .unwrap();
+    let granted = |client: &mut Client, function: &str| -> bool {
+        client
+            .query_one(
+                "SELECT has_function_privilege('t24_deployer', $1, 'EXECUTE')",
+                &[&function],
+            )
+            .unwrap()
+            .get(0)
+    };
+    for function in [
+        "migrate.register(text, text, text, text, text, boolean)",
+        "migrate.plan(text, text)",
+        "migrate.history(text)",
+    ] {
+        assert!(granted(&mut client, function), "{function}");
+    }
+    assert!(!granted(&mut client, "migrate.plan_down(integer, text)"));
+    drop(db);
 }

@@ -53,3 +53,29 @@ pub fn sleep(milliseconds: u64) {
         pg_sys::check_for_interrupts!();
     }
 }
+
+/// Calls `forget` at the end of every transaction of this backend (commit or abort): for what
+/// is read once per transaction. Install once, from `_PG_init`.
+pub fn at_transaction_end(forget: fn()) {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn ended(
+        event: pg_sys::XactEvent::Type,
+        forget: *mut std::ffi::c_void,
+    ) {
+        use pg_sys::XactEvent::*;
+        if matches!(
+            event,
+            XACT_EVENT_COMMIT
+                | XACT_EVENT_ABORT
+                | XACT_EVENT_PARALLEL_COMMIT
+                | XACT_EVENT_PARALLEL_ABORT
+        ) {
+            // SAFETY: the pointer is the `fn()` passed to `at_transaction_end`.
+            let forget: fn() = unsafe { std::mem::transmute(forget) };
+            forget();
+        }
+    }
+    // SAFETY: the callback stays registered for the backend's life, and `forget` is a plain
+    // function pointer, valid as long.
+    unsafe { pg_sys::RegisterXactCallback(Some(ended), forget as *mut std::ffi::c_void) };
+}

@@ -90,6 +90,7 @@ pub fn run(
             pg_sys::CommitTransactionCommand();
         } else {
             pg_sys::AbortCurrentTransaction();
+            // control run "the registrant left current after a failed top-level statement"
             pg_sys::SetUserIdAndSecContext(caller, context);
         }
         pg_sys::StartTransactionCommand();

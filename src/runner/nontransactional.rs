@@ -156,6 +156,7 @@ impl Step<'_> {
                 );
                 return Ok(0.0);
             }
+            // control run "an INVALID index left for the next build"
             IndexState::Invalid(index) => self.drop_invalid(executor, &index, committing)?,
             IndexState::Valid | IndexState::Absent => {}
         }
