@@ -21,6 +21,7 @@ CREATE ROLE migrate_deployer NOLOGIN IN ROLE migrate_reader;
 GRANT EXECUTE ON FUNCTION
     migrate.register(text, text, text, text, text, boolean),
     migrate.register_script(text, text, text, text),
+    migrate.register_repeatable(text, text, text),
     migrate.register_files(text[], text[], text),
     migrate.up(text, text),
     migrate.down(integer, text),

@@ -55,7 +55,35 @@ CREATE TABLE migrate.applied (
 COMMENT ON TABLE migrate.applied IS 'migrations applied now, kept beside the history; its primary key makes a second application impossible';
 COMMENT ON COLUMN migrate.applied.event_id IS 'the up event that applied it; orders migrations by application';
 
+CREATE TABLE migrate.repeatables (
+    project       text        NOT NULL,
+    name          text        NOT NULL,
+    body          text        NOT NULL,
+    checksum      text        NOT NULL,
+    registered_by text        NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (project, name)
+);
+COMMENT ON TABLE migrate.repeatables IS 'repeatable migrations (views, functions, grants): run again, after the versioned ones, whenever their body differs from the one last run';
+COMMENT ON COLUMN migrate.repeatables.checksum IS 'SHA-256 (hex) of body';
+
+CREATE TABLE migrate.repeatable_events (
+    id          bigint      NOT NULL DEFAULT pg_catalog.nextval('migrate.events_id_seq') PRIMARY KEY,
+    project     text        NOT NULL,
+    name        text        NOT NULL,
+    event       text        NOT NULL,
+    role        text        NOT NULL,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    duration_ms double precision,
+    checksum    text,
+    detail      text
+);
+COMMENT ON TABLE migrate.repeatable_events IS 'append-only history of repeatable migrations: register, update, reapply, failed; numbered with migrate.events';
+CREATE INDEX repeatable_events_idx ON migrate.repeatable_events (project, name, id);
+
 SELECT pg_catalog.pg_extension_config_dump('migrate.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.events', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.applied', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.repeatables', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.repeatable_events', '');

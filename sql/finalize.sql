@@ -14,33 +14,60 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT m.project, m.version, m.name,
-           CASE
-               WHEN a.version IS NOT NULL THEN 'applied'
-               -- failed until applied, or until its body is replaced (an update event);
-               -- partial while some statements of a non-transactional one have run, which an
-               -- update (of the statements that have not) does not change
-               ELSE CASE (SELECT e.event FROM migrate.events e
-                           WHERE e.project OPERATOR(pg_catalog.=) m.project
-                             AND e.version OPERATOR(pg_catalog.=) m.version
-                             AND (m.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
-                           ORDER BY e.id DESC LIMIT 1)
-                        WHEN 'failed' THEN 'failed'
-                        WHEN 'started' THEN 'partial'
-                        WHEN 'ran' THEN 'partial'
-                        ELSE 'pending'
-                    END
-           END,
-           a.applied_at, a.applied_by, a.duration_ms, m.checksum
-      FROM migrate.migrations m
-      LEFT JOIN migrate.applied a
-             ON a.project OPERATOR(pg_catalog.=) m.project
-            AND a.version OPERATOR(pg_catalog.=) m.version
-     WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
-     ORDER BY m.project, a.event_id NULLS LAST, m.version_key
+    SELECT s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum
+      FROM (
+        SELECT m.project, m.version, m.name,
+               CASE
+                   WHEN a.version IS NOT NULL THEN 'applied'
+                   -- failed until applied, or until its body is replaced (an update event);
+                   -- partial while some statements of a non-transactional one have run, which an
+                   -- update (of the statements that have not) does not change
+                   ELSE CASE (SELECT e.event FROM migrate.events e
+                               WHERE e.project OPERATOR(pg_catalog.=) m.project
+                                 AND e.version OPERATOR(pg_catalog.=) m.version
+                                 AND (m.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
+                               ORDER BY e.id DESC LIMIT 1)
+                            WHEN 'failed' THEN 'failed'
+                            WHEN 'started' THEN 'partial'
+                            WHEN 'ran' THEN 'partial'
+                            ELSE 'pending'
+                        END
+               END AS state,
+               a.applied_at, a.applied_by, a.duration_ms, m.checksum,
+               false AS repeatable, a.event_id AS applied_order, m.version_key AS sort_key
+          FROM migrate.migrations m
+          LEFT JOIN migrate.applied a
+                 ON a.project OPERATOR(pg_catalog.=) m.project
+                AND a.version OPERATOR(pg_catalog.=) m.version
+         WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
+        UNION ALL
+        -- repeatable migrations, after the versioned ones: applied while the body last run is
+        -- the registered one, failed while its last run with that body failed
+        SELECT r.project, NULL, r.name,
+               CASE
+                   WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'reapply' THEN 'applied'
+                   WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
+                   ELSE 'pending'
+               END,
+               a.at, a.role, a.duration_ms, r.checksum,
+               true, a.id, pg_catalog.convert_to(r.name, 'UTF8')
+          FROM migrate.repeatables r
+          LEFT JOIN LATERAL (SELECT e.event, e.checksum FROM migrate.repeatable_events e
+                              WHERE e.project OPERATOR(pg_catalog.=) r.project
+                                AND e.name OPERATOR(pg_catalog.=) r.name
+                                AND e.event OPERATOR(pg_catalog.=) ANY ('{reapply,failed}')
+                              ORDER BY e.id DESC LIMIT 1) l ON true
+          LEFT JOIN LATERAL (SELECT e.id, e.at, e.role, e.duration_ms FROM migrate.repeatable_events e
+                              WHERE e.project OPERATOR(pg_catalog.=) r.project
+                                AND e.name OPERATOR(pg_catalog.=) r.name
+                                AND e.event OPERATOR(pg_catalog.=) 'reapply'
+                              ORDER BY e.id DESC LIMIT 1) a ON true
+         WHERE $1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1
+      ) s
+     ORDER BY s.project, s.repeatable, s.applied_order NULLS LAST, s.sort_key
 $$;
 COMMENT ON FUNCTION migrate.status(text) IS
-    'one row per registered migration of a project (NULL: all), applied ones in apply order, then pending ones in version order';
+    'one row per registered migration of a project (NULL: all), applied ones in apply order, then pending ones in version order, then the repeatable ones (version NULL) by name';
 
 CREATE FUNCTION migrate.history(project text DEFAULT NULL)
 RETURNS TABLE (
@@ -58,13 +85,22 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.id, e.project, e.version, e.event, e.role, e.at, e.duration_ms, e.checksum, e.detail, e.statement
-      FROM migrate.events e
-     WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
-     ORDER BY e.id
+    SELECT h.id, h.project, h.version, h.event, h.role, h.at, h.duration_ms, h.checksum, h.detail, h.statement
+      FROM (
+        SELECT e.id, e.project, e.version, e.event, e.role, e.at, e.duration_ms, e.checksum, e.detail, e.statement
+          FROM migrate.events e
+         WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
+        UNION ALL
+        -- a repeatable migration's events name it where a versioned one's give the version
+        SELECT e.id, e.project, e.name, 'repeatable ' OPERATOR(pg_catalog.||) e.event, e.role, e.at,
+               e.duration_ms, e.checksum, e.detail, NULL
+          FROM migrate.repeatable_events e
+         WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
+      ) h
+     ORDER BY h.id
 $$;
 COMMENT ON FUNCTION migrate.history(text) IS
-    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration';
+    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration; a repeatable migration''s events give its name as version';
 
 CREATE FUNCTION migrate.verify(project text DEFAULT NULL)
 RETURNS TABLE (
@@ -131,6 +167,11 @@ AS $$
                     THEN 'older than an applied migration: out of order'
                     ELSE 'not applied yet' END
           FROM registered r WHERE NOT r.applied
+        UNION ALL
+        SELECT s.project, s.name, NULL, 5, 'repeatable ' OPERATOR(pg_catalog.||) s.state,
+               'repeatable migration whose registered body has not run successfully'
+          FROM migrate.status($1) s
+         WHERE s.version IS NULL AND s.state OPERATOR(pg_catalog.<>) 'applied'
     )
     SELECT p.project, p.version, p.problem, p.detail
       FROM problems p

@@ -1,9 +1,11 @@
--- Update from 0.2.2 to 0.3.0: the non-transactional lane. A migration registered with
--- transactional => false (or placed from files whose tool's directive says so) runs through
--- CALL migrate.apply() one statement at a time, each at top level and committed, with a
--- journal entry per statement; CALL migrate.revert() reverts the same way. plan() and
+-- Update from 0.2.2 to 0.3.0: the non-transactional lane, and repeatable migrations. A
+-- migration registered with transactional => false (or placed from files whose tool's
+-- directive says so) runs through CALL migrate.apply() one statement at a time, each at top
+-- level and committed, with a journal entry per statement; CALL migrate.revert() reverts the same way. plan() and
 -- plan_down() say which lane each step takes; history() says which statement an event is
--- about; status() calls a migration some of whose statements ran "partial".
+-- about; status() calls a migration some of whose statements ran "partial". A repeatable
+-- migration (register_repeatable(), Flyway's R__ files) runs again after the versioned ones
+-- whenever its body changed; status(), history() and verify() show them.
 \echo Use "ALTER EXTENSION migrations UPDATE TO '0.3.0'" to load this file. \quit
 
 ALTER TABLE migrate.migrations ADD COLUMN transactional boolean NOT NULL DEFAULT true;
@@ -11,6 +13,42 @@ COMMENT ON COLUMN migrate.migrations.transactional IS 'false: its statements run
 ALTER TABLE migrate.events ADD COLUMN statement integer;
 COMMENT ON COLUMN migrate.events.statement IS 'the statement (1-based) of a non-transactional migration the event is about';
 COMMENT ON TABLE migrate.events IS 'append-only history: register, update, up, down, failed, baseline, adopt, rehearse, and started and ran for each statement of a non-transactional migration';
+
+CREATE TABLE migrate.repeatables (
+    project       text        NOT NULL,
+    name          text        NOT NULL,
+    body          text        NOT NULL,
+    checksum      text        NOT NULL,
+    registered_by text        NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (project, name)
+);
+COMMENT ON TABLE migrate.repeatables IS 'repeatable migrations (views, functions, grants): run again, after the versioned ones, whenever their body differs from the one last run';
+COMMENT ON COLUMN migrate.repeatables.checksum IS 'SHA-256 (hex) of body';
+
+CREATE TABLE migrate.repeatable_events (
+    id          bigint      NOT NULL DEFAULT pg_catalog.nextval('migrate.events_id_seq') PRIMARY KEY,
+    project     text        NOT NULL,
+    name        text        NOT NULL,
+    event       text        NOT NULL,
+    role        text        NOT NULL,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    duration_ms double precision,
+    checksum    text,
+    detail      text
+);
+COMMENT ON TABLE migrate.repeatable_events IS 'append-only history of repeatable migrations: register, update, reapply, failed; numbered with migrate.events';
+CREATE INDEX repeatable_events_idx ON migrate.repeatable_events (project, name, id);
+
+SELECT pg_catalog.pg_extension_config_dump('migrate.repeatables', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.repeatable_events', '');
+REVOKE ALL ON TABLE migrate.repeatables, migrate.repeatable_events FROM PUBLIC;
+
+CREATE FUNCTION migrate.register_repeatable(name text, body text, project text DEFAULT 'default')
+RETURNS text
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'register_repeatable_wrapper';
+REVOKE ALL ON FUNCTION migrate.register_repeatable(text, text, text) FROM PUBLIC;
 
 -- register(), plan(), plan_down() and history() change their signatures, so they are dropped
 -- and created again; the EXECUTE grants a deployer or reader role had on them are carried
@@ -74,33 +112,60 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT m.project, m.version, m.name,
-           CASE
-               WHEN a.version IS NOT NULL THEN 'applied'
-               -- failed until applied, or until its body is replaced (an update event);
-               -- partial while some statements of a non-transactional one have run, which an
-               -- update (of the statements that have not) does not change
-               ELSE CASE (SELECT e.event FROM migrate.events e
-                           WHERE e.project OPERATOR(pg_catalog.=) m.project
-                             AND e.version OPERATOR(pg_catalog.=) m.version
-                             AND (m.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
-                           ORDER BY e.id DESC LIMIT 1)
-                        WHEN 'failed' THEN 'failed'
-                        WHEN 'started' THEN 'partial'
-                        WHEN 'ran' THEN 'partial'
-                        ELSE 'pending'
-                    END
-           END,
-           a.applied_at, a.applied_by, a.duration_ms, m.checksum
-      FROM migrate.migrations m
-      LEFT JOIN migrate.applied a
-             ON a.project OPERATOR(pg_catalog.=) m.project
-            AND a.version OPERATOR(pg_catalog.=) m.version
-     WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
-     ORDER BY m.project, a.event_id NULLS LAST, m.version_key
+    SELECT s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum
+      FROM (
+        SELECT m.project, m.version, m.name,
+               CASE
+                   WHEN a.version IS NOT NULL THEN 'applied'
+                   -- failed until applied, or until its body is replaced (an update event);
+                   -- partial while some statements of a non-transactional one have run, which an
+                   -- update (of the statements that have not) does not change
+                   ELSE CASE (SELECT e.event FROM migrate.events e
+                               WHERE e.project OPERATOR(pg_catalog.=) m.project
+                                 AND e.version OPERATOR(pg_catalog.=) m.version
+                                 AND (m.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
+                               ORDER BY e.id DESC LIMIT 1)
+                            WHEN 'failed' THEN 'failed'
+                            WHEN 'started' THEN 'partial'
+                            WHEN 'ran' THEN 'partial'
+                            ELSE 'pending'
+                        END
+               END AS state,
+               a.applied_at, a.applied_by, a.duration_ms, m.checksum,
+               false AS repeatable, a.event_id AS applied_order, m.version_key AS sort_key
+          FROM migrate.migrations m
+          LEFT JOIN migrate.applied a
+                 ON a.project OPERATOR(pg_catalog.=) m.project
+                AND a.version OPERATOR(pg_catalog.=) m.version
+         WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
+        UNION ALL
+        -- repeatable migrations, after the versioned ones: applied while the body last run is
+        -- the registered one, failed while its last run with that body failed
+        SELECT r.project, NULL, r.name,
+               CASE
+                   WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'reapply' THEN 'applied'
+                   WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
+                   ELSE 'pending'
+               END,
+               a.at, a.role, a.duration_ms, r.checksum,
+               true, a.id, pg_catalog.convert_to(r.name, 'UTF8')
+          FROM migrate.repeatables r
+          LEFT JOIN LATERAL (SELECT e.event, e.checksum FROM migrate.repeatable_events e
+                              WHERE e.project OPERATOR(pg_catalog.=) r.project
+                                AND e.name OPERATOR(pg_catalog.=) r.name
+                                AND e.event OPERATOR(pg_catalog.=) ANY ('{reapply,failed}')
+                              ORDER BY e.id DESC LIMIT 1) l ON true
+          LEFT JOIN LATERAL (SELECT e.id, e.at, e.role, e.duration_ms FROM migrate.repeatable_events e
+                              WHERE e.project OPERATOR(pg_catalog.=) r.project
+                                AND e.name OPERATOR(pg_catalog.=) r.name
+                                AND e.event OPERATOR(pg_catalog.=) 'reapply'
+                              ORDER BY e.id DESC LIMIT 1) a ON true
+         WHERE $1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1
+      ) s
+     ORDER BY s.project, s.repeatable, s.applied_order NULLS LAST, s.sort_key
 $$;
 COMMENT ON FUNCTION migrate.status(text) IS
-    'one row per registered migration of a project (NULL: all), applied ones in apply order, then pending ones in version order';
+    'one row per registered migration of a project (NULL: all), applied ones in apply order, then pending ones in version order, then the repeatable ones (version NULL) by name';
 
 DROP FUNCTION migrate.history(text);
 CREATE FUNCTION migrate.history(project text DEFAULT NULL)
@@ -119,13 +184,22 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.id, e.project, e.version, e.event, e.role, e.at, e.duration_ms, e.checksum, e.detail, e.statement
-      FROM migrate.events e
-     WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
-     ORDER BY e.id
+    SELECT h.id, h.project, h.version, h.event, h.role, h.at, h.duration_ms, h.checksum, h.detail, h.statement
+      FROM (
+        SELECT e.id, e.project, e.version, e.event, e.role, e.at, e.duration_ms, e.checksum, e.detail, e.statement
+          FROM migrate.events e
+         WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
+        UNION ALL
+        -- a repeatable migration's events name it where a versioned one's give the version
+        SELECT e.id, e.project, e.name, 'repeatable ' OPERATOR(pg_catalog.||) e.event, e.role, e.at,
+               e.duration_ms, e.checksum, e.detail, NULL
+          FROM migrate.repeatable_events e
+         WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
+      ) h
+     ORDER BY h.id
 $$;
 COMMENT ON FUNCTION migrate.history(text) IS
-    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration';
+    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration; a repeatable migration''s events give its name as version';
 
 CREATE OR REPLACE FUNCTION migrate.verify(project text DEFAULT NULL)
 RETURNS TABLE (
@@ -192,6 +266,11 @@ AS $$
                     THEN 'older than an applied migration: out of order'
                     ELSE 'not applied yet' END
           FROM registered r WHERE NOT r.applied
+        UNION ALL
+        SELECT s.project, s.name, NULL, 5, 'repeatable ' OPERATOR(pg_catalog.||) s.state,
+               'repeatable migration whose registered body has not run successfully'
+          FROM migrate.status($1) s
+         WHERE s.version IS NULL AND s.state OPERATOR(pg_catalog.<>) 'applied'
     )
     SELECT p.project, p.version, p.problem, p.detail
       FROM problems p

@@ -55,6 +55,23 @@ pub fn register_with_lane(
     Ok(registry::register("migrate.register()", request)?.as_str())
 }
 
+/// Stores one repeatable migration (Flyway's `R__`): run again, after the versioned ones,
+/// whenever its body differs from the one last run; returns `registered`, `unchanged` or
+/// `updated`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn register_repeatable(
+    name: Option<&str>,
+    body: Option<&str>,
+    project: default!(Option<&str>, "'default'"),
+) -> Result<&'static str, ErrorReport> {
+    let (name, body) = (required(name, "name")?, required(body, "body")?);
+    let project = self::project(project)?;
+    Ok(
+        registry::register_repeatable("migrate.register_repeatable()", &project, name, body)?
+            .as_str(),
+    )
+}
+
 /// Stores one migration from a file in the dbmate layout (`-- migrate:up`, `-- migrate:down`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn register_script(

@@ -212,7 +212,7 @@ pub enum MigrateError {
         function: &'static str,
         holder: Option<i32>,
     },
-    /// A non-transactional migration, for tables of a release before the lane.
+    /// A non-transactional or repeatable migration, for tables of a release before them.
     ExtensionNotUpdated,
     IsolationLevel {
         function: &'static str,
@@ -378,7 +378,7 @@ impl From<MigrateError> for ErrorParts {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("cannot place migration files: {problem}"),
             )
-            .hint("Name files <version>_<name>.sql (dbmate), <version>_<name>.up.sql and .down.sql (golang-migrate, sqlx), <version>_<name>/up.sql and down.sql (diesel), or V<version>__<name>.sql and U<version>__<name>.sql (Flyway)."),
+            .hint("Name files <version>_<name>.sql (dbmate, goose), <version>_<name>.up.sql and .down.sql (golang-migrate, sqlx), <version>_<name>/up.sql and down.sql (diesel), or V<version>__<name>.sql, U<version>__<name>.sql and R__<name>.sql (Flyway)."),
             UnknownTool { tool, known } => report(
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("unknown migration tool \"{tool}\""),
@@ -480,9 +480,9 @@ impl From<MigrateError> for ErrorParts {
             .hint("Use CALL migrate.apply(), which waits without one, or try again when it has finished."),
             ExtensionNotUpdated => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                "non-transactional migrations need the tables of migrations 0.3.0".to_owned(),
+                "the migrations extension of this database is not updated to 0.3.0".to_owned(),
             )
-            .detail("The library is newer than the extension's objects in this database.")
+            .detail("Non-transactional and repeatable migrations need the tables 0.3.0 added; the library is 0.3.0 already.")
             .hint("Run ALTER EXTENSION migrations UPDATE."),
             IsolationLevel { function, level } => report(
                 ERRCODE_INVALID_TRANSACTION_STATE,

@@ -6,7 +6,7 @@
 //! | golang-migrate, sqlx | `<version>_<name>.up.sql` and `<version>_<name>.down.sql` |
 //! | sqlx (simple) | `<version>_<name>.sql` without sections: up only |
 //! | diesel | `<version>_<name>/up.sql` and `<version>_<name>/down.sql` |
-//! | Flyway | `V<version>__<name>.sql`, undo `U<version>__<name>.sql`; `_` in a version means `.` |
+//! | Flyway | `V<version>__<name>.sql`, undo `U<version>__<name>.sql`; `_` in a version means `.`; repeatable `R__<name>.sql` |
 //! | goose | `<version>_<name>.sql` with `-- +goose Up` / `-- +goose Down` sections |
 //!
 //! A migration is non-transactional when its files say so in their tool's way: sqlx's
@@ -42,6 +42,22 @@ enum Part {
     Script,
     /// Settings beside the SQL: Flyway's `.sql.conf`, diesel's `metadata.toml`.
     Settings,
+    /// A Flyway repeatable migration, named and without a version.
+    Repeatable,
+}
+
+/// A repeatable migration from one file: its name and body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FileRepeatable {
+    pub name: String,
+    pub body: String,
+}
+
+/// What a set of files holds.
+#[derive(Debug, Default)]
+pub struct Placed {
+    pub migrations: Vec<FileMigration>,
+    pub repeatables: Vec<FileRepeatable>,
 }
 
 /// (version, name, part) of a migration file, or None for a file that is not a migration.
@@ -77,9 +93,10 @@ fn place(path: &str) -> Result<Option<(String, String, Part)>, String> {
             Some('V') if settings => Part::Settings,
             Some('V') => Part::Up,
             Some('U') if !settings => Part::Down,
+            Some('R') if prefix == "R" && !settings => Part::Repeatable,
             _ => {
                 return Err(format!(
-                    "\"{path}\": only versioned (V) and undo (U) Flyway migrations can be placed"
+                    "\"{path}\": only versioned (V), undo (U) and repeatable (R) Flyway migrations can be placed"
                 ));
             }
         };
@@ -111,15 +128,24 @@ fn settings_lane(text: &str) -> Lane {
     Lane::from_transactional(!non_transactional)
 }
 
-/// Groups `(path, content)` files into migrations, in no particular order. A file that matches
-/// no layout, a down file without its up, or two files for one part are errors naming the files.
-pub fn migrations(files: &[(String, String)]) -> Result<Vec<FileMigration>, MigrateError> {
+/// Groups `(path, content)` files into migrations, in no particular order, and repeatable
+/// migrations. A file that matches no layout, a down file without its up, or two files for one
+/// part are errors naming the files.
+pub fn place_all(files: &[(String, String)]) -> Result<Placed, MigrateError> {
     let problem = |problem: String| MigrateError::ImportLayout { problem };
     let mut by_version: BTreeMap<String, FileMigration> = BTreeMap::new();
+    let mut repeatables = Vec::new();
     for (path, content) in files {
         let Some((version, name, part)) = place(path).map_err(problem)? else {
             continue;
         };
+        if let Part::Repeatable = part {
+            repeatables.push(FileRepeatable {
+                name,
+                body: content.clone(),
+            });
+            continue;
+        }
         let migration = by_version
             .entry(version.clone())
             .or_insert_with(|| FileMigration {
@@ -145,7 +171,7 @@ pub fn migrations(files: &[(String, String)]) -> Result<Vec<FileMigration>, Migr
             migration.lane = lane;
         }
         let (up, down) = match part {
-            Part::Settings => (None, None),
+            Part::Settings | Part::Repeatable => (None, None),
             Part::Up => (Some(content.clone()), None),
             Part::Down => (None, Some(content.clone())),
             Part::Script if script::has_sections(content) => {
@@ -191,7 +217,10 @@ pub fn migrations(files: &[(String, String)]) -> Result<Vec<FileMigration>, Migr
             orphan.paths[0]
         )));
     }
-    Ok(by_version.into_values().collect())
+    Ok(Placed {
+        migrations: by_version.into_values().collect(),
+        repeatables,
+    })
 }
 
 #[cfg(test)]
@@ -205,8 +234,9 @@ mod tests {
     }
 
     fn summary(list: &[(&str, &str)]) -> Vec<(String, String, Option<String>, Option<String>)> {
-        migrations(&files(list))
+        place_all(&files(list))
             .unwrap()
+            .migrations
             .into_iter()
             .map(|m| (m.version, m.name, m.up, m.down))
             .collect()
@@ -273,8 +303,8 @@ mod tests {
                 "\"nodash.sql\" matches none of the layouts",
             ),
             (
-                vec![("R__view.sql", "SELECT 1")],
-                "\"R__view.sql\": only versioned (V) and undo (U) Flyway migrations can be placed",
+                vec![("B1__baseline.sql", "SELECT 1")],
+                "\"B1__baseline.sql\": only versioned (V), undo (U) and repeatable (R) Flyway migrations can be placed",
             ),
             (
                 vec![("1_x.down.sql", "SELECT 1")],
@@ -303,7 +333,7 @@ mod tests {
         ] {
             let mut list = list;
             list.sort();
-            match migrations(&files(&list)) {
+            match place_all(&files(&list)) {
                 Err(MigrateError::ImportLayout { problem }) => {
                     assert!(problem.starts_with(expected), "{problem} / {expected}")
                 }
@@ -315,8 +345,9 @@ mod tests {
     #[test]
     fn every_tool_says_non_transactional_its_own_way() {
         let lanes = |list: &[(&str, &str)]| -> Vec<(String, Lane)> {
-            migrations(&files(list))
+            place_all(&files(list))
                 .unwrap()
+                .migrations
                 .into_iter()
                 .map(|m| (m.version, m.lane))
                 .collect()
@@ -355,5 +386,25 @@ mod tests {
             ]
             .map(|(version, lane)| (version.to_owned(), lane))
         );
+    }
+
+    #[test]
+    fn flyway_repeatables_are_placed_by_name() {
+        let placed = place_all(&files(&[
+            (
+                "R__refresh_views.sql",
+                "CREATE OR REPLACE VIEW v AS SELECT 1",
+            ),
+            ("V1__create.sql", "CREATE TABLE t ()"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            placed.repeatables,
+            [FileRepeatable {
+                name: "refresh views".into(),
+                body: "CREATE OR REPLACE VIEW v AS SELECT 1".into()
+            }]
+        );
+        assert_eq!(placed.migrations.len(), 1);
     }
 }

@@ -46,7 +46,7 @@ fn steps(
 
 pub fn plan(project: Project, target: Option<&str>) -> Result<Vec<Step>, MigrateError> {
     steps(project, Body::Up, |project| {
-        select::to_apply(project, target)
+        select::to_run_up(project, target)
     })
 }
 

@@ -6,8 +6,7 @@
 use crate::place::Lane;
 use crate::postgres::parser::{RawStatement, SessionStatement, StatementKind};
 
-const HINT_TRANSACTION: &str =
-    "The runner begins and ends the transactions a migration runs in: remove transaction control statements.";
+const HINT_TRANSACTION: &str = "The runner begins and ends the transactions a migration runs in: remove transaction control statements.";
 const HINT_CONCURRENTLY: &str = "A transactional migration runs inside a transaction, where CONCURRENTLY is impossible: register it with transactional => false, or leave out CONCURRENTLY.";
 const HINT_VACUUM: &str = "A transactional migration runs inside a transaction, where VACUUM is impossible: register it with transactional => false; ANALYZE works in either.";
 const HINT_UNNAMED_INDEX: &str = "Name the index: a build that fails or is interrupted leaves an INVALID index, which apply() drops by its name before it builds again.";

@@ -263,6 +263,43 @@ fn without_empty_down<'a>(request: Request<'a>) -> Request<'a> {
     }
 }
 
+/// Stores a repeatable migration, or finds it already there: `name` names it (as a version
+/// names a versioned one), and its body runs again whenever it differs from the one last run.
+pub fn register_repeatable(
+    function: &'static str,
+    project: &Project,
+    name: &str,
+    body: &str,
+) -> Result<Registration, MigrateError> {
+    version::check_name(name)?;
+    let call = registering(function, project)?;
+    call.as_owner(|| store_repeatable(&call, name, body))
+}
+
+/// Stores the repeatable migration `name`, as the owner (inside `Call::as_owner`).
+fn store_repeatable(call: &Call, name: &str, body: &str) -> Result<Registration, MigrateError> {
+    let existing = store::registered_repeatable(&call.project, name)?;
+    if existing.as_ref().is_some_and(|(stored, _)| stored == body) {
+        return Ok(Registration::Unchanged);
+    }
+    let place = Place::whole(&call.project, name, "repeatable", Body::Up);
+    check_body(body, place, Lane::Transactional)?;
+    let checksum = checksum(body);
+    store::store_repeatable(
+        &call.project,
+        name,
+        body,
+        &checksum,
+        &call.role,
+        existing.is_some(),
+    )?;
+    Ok(if existing.is_some() {
+        Registration::Updated
+    } else {
+        Registration::Registered
+    })
+}
+
 /// `register` from one file in the dbmate layout.
 pub fn register_script(
     project: &Project,
@@ -290,7 +327,10 @@ pub fn register_files(
     project: &Project,
     files: &[(String, String)],
 ) -> Result<i32, MigrateError> {
-    let migrations = files::migrations(files)?;
+    let files::Placed {
+        migrations,
+        repeatables,
+    } = files::place_all(files)?;
     let checked = migrations
         .iter()
         .map(|migration| {
@@ -321,19 +361,36 @@ pub fn register_files(
     let (mut registered, mut updated, mut unchanged) = (0, 0, 0);
     call.as_owner(|| {
         let mut existing = store::registered_in(project)?;
+        let mut count = |registration| match registration {
+            Registration::Registered => registered += 1,
+            Registration::Updated => updated += 1,
+            Registration::Unchanged => unchanged += 1,
+        };
         for item in &checked {
-            match store_checked(&call, item, existing.remove(&item.version_key))? {
-                Registration::Registered => registered += 1,
-                Registration::Updated => updated += 1,
-                Registration::Unchanged => unchanged += 1,
-            }
+            count(store_checked(
+                &call,
+                item,
+                existing.remove(&item.version_key),
+            )?);
+        }
+        for repeatable in &repeatables {
+            version::check_name(&repeatable.name)?;
+            count(store_repeatable(&call, &repeatable.name, &repeatable.body)?);
         }
         Ok::<_, MigrateError>(())
     })?;
+    let repeatable = if repeatables.is_empty() {
+        String::new()
+    } else {
+        format!(" and {} repeatable", repeatables.len())
+    };
     notice!(
-        "{} in {}: {registered} registered, {updated} updated, {unchanged} unchanged",
+        "{}{repeatable} in {}: {registered} registered, {updated} updated, {unchanged} unchanged",
         counted(migrations.len(), "migration"),
-        counted(migrations.iter().map(|m| m.paths.len()).sum(), "file")
+        counted(
+            migrations.iter().map(|m| m.paths.len()).sum::<usize>() + repeatables.len(),
+            "file"
+        )
     );
     Ok(registered + updated)
 }

@@ -17,15 +17,15 @@ use crate::error::{ErrorParts, MigrateError};
 use crate::place::{Body, Lane};
 
 thread_local! {
-    static LANE_COLUMNS: Cell<Option<bool>> = const { Cell::new(None) };
+    static CURRENT_TABLES: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
-/// Whether the tables have the columns of the non-transactional lane, which 0.3.0 added: a
-/// database whose extension is not updated yet keeps working with this library, with
-/// transactional migrations only. Read once per transaction: the update's ALTER TABLE waits
-/// for every transaction that has read the tables.
-fn lane_columns() -> Result<bool, MigrateError> {
-    if let Some(known) = LANE_COLUMNS.get() {
+/// Whether the tables are this release's: 0.3.0 added the lane's columns and the tables of
+/// repeatable migrations. A database whose extension is not updated yet keeps working with
+/// this library, with transactional versioned migrations only. Read once per transaction: the
+/// update's ALTER TABLE waits for every transaction that has read the tables.
+fn tables_are_current() -> Result<bool, MigrateError> {
+    if let Some(known) = CURRENT_TABLES.get() {
         return Ok(known);
     }
     let known = select_row(
@@ -36,30 +36,30 @@ fn lane_columns() -> Result<bool, MigrateError> {
         |row| Ok(row.get::<bool>(1)?.unwrap_or_default()),
     )?
     .unwrap_or_default();
-    LANE_COLUMNS.set(Some(known));
+    CURRENT_TABLES.set(Some(known));
     Ok(known)
 }
 
-/// Forgets what `lane_columns` read, at the end of each transaction.
+/// Forgets what `tables_are_current` read, at the end of each transaction.
 pub fn forget_tables() {
-    LANE_COLUMNS.set(None);
+    CURRENT_TABLES.set(None);
 }
 
 /// The `transactional` column of migration `m`, or what it would hold before it existed.
 fn transactional_column() -> Result<&'static str, MigrateError> {
-    Ok(if lane_columns()? {
+    Ok(if tables_are_current()? {
         "m.transactional"
     } else {
         "true"
     })
 }
 
-/// Refuses to store what only the tables of 0.3.0 on can hold.
-fn needs_lane_columns(needed: bool) -> Result<(), MigrateError> {
-    if needed && !lane_columns()? {
-        Err(MigrateError::ExtensionNotUpdated)
-    } else {
+/// Refuses what only the tables of 0.3.0 on can hold.
+fn needs_current_tables() -> Result<(), MigrateError> {
+    if tables_are_current()? {
         Ok(())
+    } else {
+        Err(MigrateError::ExtensionNotUpdated)
     }
 }
 
@@ -107,6 +107,9 @@ pub struct Migration {
     pub checksum: String,
     pub registered_by: String,
     pub lane: Lane,
+    /// A repeatable migration, run as a migration whose version is its name (messages then
+    /// read `migration "views" (repeatable)`).
+    pub repeatable: bool,
 }
 
 /// A registered migration as `register` compares it.
@@ -157,7 +160,122 @@ fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
         checksum: row.get(4)?.unwrap_or_default(),
         registered_by: row.get(5)?.unwrap_or_default(),
         lane: Lane::from_transactional(row.get(6)?.unwrap_or(true)),
+        repeatable: false,
     })
+}
+
+/// The repeatable migrations of `project` whose body is not the one last run, by name.
+pub fn repeatables_due(project: &str) -> Result<Vec<Migration>, MigrateError> {
+    if !tables_are_current()? {
+        return Ok(Vec::new());
+    }
+    select_rows(
+        "SELECT r.name, r.body, r.checksum, r.registered_by FROM migrate.repeatables r
+          WHERE r.project = $1
+            AND r.checksum IS DISTINCT FROM (
+                SELECT e.checksum FROM migrate.repeatable_events e
+                 WHERE e.project = r.project AND e.name = r.name AND e.event = 'reapply'
+                 ORDER BY e.id DESC LIMIT 1)
+          ORDER BY r.name COLLATE \"C\"",
+        &[project.into()],
+        |row| {
+            Ok(Migration {
+                version: row.get(1)?.unwrap_or_default(),
+                name: "repeatable".to_owned(),
+                body: row.get(2)?,
+                checksum: row.get(3)?.unwrap_or_default(),
+                registered_by: row.get(4)?.unwrap_or_default(),
+                lane: Lane::Transactional,
+                repeatable: true,
+            })
+        },
+    )
+}
+
+/// The body and checksum of the repeatable migration `name` of `project`, if registered.
+pub fn registered_repeatable(
+    project: &str,
+    name: &str,
+) -> Result<Option<(String, String)>, MigrateError> {
+    needs_current_tables()?;
+    select_row(
+        "SELECT r.body, r.checksum FROM migrate.repeatables r WHERE r.project = $1 AND r.name = $2",
+        &[project.into(), name.into()],
+        |row| {
+            Ok((
+                row.get(1)?.unwrap_or_default(),
+                row.get(2)?.unwrap_or_default(),
+            ))
+        },
+    )
+}
+
+/// Stores the repeatable migration `name` of `project` (`replacing` one registered before),
+/// with its event.
+pub fn store_repeatable(
+    project: &str,
+    name: &str,
+    body: &str,
+    checksum: &str,
+    role: &str,
+    replacing: bool,
+) -> Result<(), MigrateError> {
+    let event = if replacing { "update" } else { "register" };
+    Spi::run_with_args(
+        "WITH r AS (
+             INSERT INTO migrate.repeatables AS r (project, name, body, checksum, registered_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (project, name) DO UPDATE
+                SET body = excluded.body, checksum = excluded.checksum,
+                    registered_by = excluded.registered_by, registered_at = pg_catalog.now()
+             RETURNING project, name, checksum)
+         INSERT INTO migrate.repeatable_events (project, name, event, role, checksum)
+         SELECT r.project, r.name, $6, $5, r.checksum FROM r",
+        &[
+            project.into(),
+            name.into(),
+            body.into(),
+            checksum.into(),
+            role.into(),
+            event.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Appends an event (`reapply` or `failed`) of a repeatable migration.
+fn record_repeatable_event(
+    project: &str,
+    migration: &Migration,
+    role: &str,
+    event: &str,
+    duration_ms: Option<f64>,
+    detail: Option<&str>,
+) -> Result<(), MigrateError> {
+    Spi::run_with_args(
+        "INSERT INTO migrate.repeatable_events (project, name, event, role, duration_ms, checksum, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            project.into(),
+            migration.version.as_str().into(),
+            event.into(),
+            role.into(),
+            duration_ms.into(),
+            migration.checksum.as_str().into(),
+            detail.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records that the repeatable `migration` ran, in `duration_ms`.
+pub fn record_reapplied(
+    project: &str,
+    migration: &Migration,
+    role: &str,
+    duration_ms: f64,
+) -> Result<(), MigrateError> {
+    record_repeatable_event(project, migration, role, "reapply", Some(duration_ms), None)
 }
 
 /// The first column of a row, as text.
@@ -305,7 +423,7 @@ const STATEMENT_EVENTS: &str = "migrate.events e
 /// `SELECT` list of a `Registered` (and its version key), from `migrate.migrations m`. Only a
 /// non-transactional migration can be partly applied, so only for one are the events read.
 fn registered_columns() -> Result<String, MigrateError> {
-    let lane = if lane_columns()? {
+    let lane = if tables_are_current()? {
         format!("m.transactional, NOT m.transactional AND EXISTS (SELECT FROM {STATEMENT_EVENTS})")
     } else {
         "true, false".to_owned()
@@ -356,7 +474,7 @@ pub fn registered_in(project: &str) -> Result<HashMap<Vec<u8>, Registered>, Migr
     select_rows(&query, &[project.into()], registered_row)
 }
 
-/// `column` and `value` when the tables have the lane's column (see `lane_columns`), nothing
+/// `column` and `value` when the tables have the lane's column (see `tables_are_current`), nothing
 /// when they do not, where only a transactional `migration` can be stored. Parameters that a
 /// statement does not use are fine when their types are given.
 fn lane_parts<'a>(
@@ -364,8 +482,10 @@ fn lane_parts<'a>(
     column: &'a str,
     value: &'a str,
 ) -> Result<(&'a str, &'a str), MigrateError> {
-    needs_lane_columns(!migration.lane.is_transactional())?;
-    Ok(if lane_columns()? {
+    if !migration.lane.is_transactional() {
+        needs_current_tables()?;
+    }
+    Ok(if tables_are_current()? {
         (column, value)
     } else {
         ("", "")
@@ -438,6 +558,10 @@ pub fn record_failed(
     error: &ErrorParts,
     statement: Option<usize>,
 ) -> Result<(), MigrateError> {
+    if migration.repeatable {
+        let summary = error.summary();
+        return record_repeatable_event(project, migration, role, "failed", None, Some(&summary));
+    }
     record_statement_event(
         project,
         migration,
@@ -481,8 +605,8 @@ fn record_statement_event(
     detail: &str,
 ) -> Result<(), MigrateError> {
     // Only a non-transactional migration has statements, and only tables that know the lane
-    // hold one (see `lane_columns`).
-    let (column, value) = if lane_columns()? {
+    // hold one (see `tables_are_current`).
+    let (column, value) = if tables_are_current()? {
         (", statement", ", $7")
     } else {
         ("", "")

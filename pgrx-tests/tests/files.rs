@@ -111,7 +111,7 @@ fn import_dir_places_every_layout_and_is_idempotent() {
     );
     let bad = Directory::new(
         "unplaceable",
-        &[("1_ok.sql", "SELECT 1"), ("R__repeatable.sql", "SELECT 2")],
+        &[("1_ok.sql", "SELECT 1"), ("B1__baseline.sql", "SELECT 2")],
     );
     let error = expect_sqlstate(
         client.query_one(
@@ -121,7 +121,7 @@ fn import_dir_places_every_layout_and_is_idempotent() {
         "22023",
     );
     assert!(
-        error.message().contains("\"R__repeatable.sql\""),
+        error.message().contains("\"B1__baseline.sql\""),
         "{}",
         error.message()
     );

@@ -91,7 +91,7 @@ pub fn up(
     target: Option<&str>,
 ) -> Result<i32, MigrateError> {
     in_one_transaction(function, project, Body::Up, |project| {
-        select::to_apply(project, target)
+        select::to_run_up(project, target)
     })
 }
 
@@ -116,21 +116,41 @@ fn in_one_transaction(
             direction,
             DeferredChecks::UnlessRegisteredByAnother,
         );
-        let (project, role) = (&call.project, &call.role);
-        match direction {
-            Body::Up => {
-                let duration_ms = ran.map_err(enum_value_not_committed)?;
-                call.as_owner(|| recorder.applied(project, migration, role, duration_ms))?;
-                report(&call, migration, "applied", duration_ms);
-            }
-            Body::Down => {
-                let duration_ms = ran?;
-                call.as_owner(|| recorder.reverted(project, migration, role, duration_ms))?;
-                report(&call, migration, "reverted", duration_ms);
-            }
-        }
+        let ran = match direction {
+            Body::Up => ran.map_err(enum_value_not_committed)?,
+            Body::Down => ran?,
+        };
+        record(&call, &recorder, migration, direction, ran)?;
     }
     Ok(migrations.len() as i32)
+}
+
+/// Records that the `direction` body of `migration` ran in `duration_ms`, as the owner, and says
+/// so: applied, reverted, or (a repeatable migration) reapplied.
+fn record(
+    call: &Call,
+    recorder: &Recorder,
+    migration: &Migration,
+    direction: Body,
+    duration_ms: f64,
+) -> Result<(), MigrateError> {
+    let (project, role) = (&call.project, &call.role);
+    let done = match direction {
+        Body::Up if migration.repeatable => {
+            call.as_owner(|| store::record_reapplied(project, migration, role, duration_ms))?;
+            "reapplied"
+        }
+        Body::Up => {
+            call.as_owner(|| recorder.applied(project, migration, role, duration_ms))?;
+            "applied"
+        }
+        Body::Down => {
+            call.as_owner(|| recorder.reverted(project, migration, role, duration_ms))?;
+            "reverted"
+        }
+    };
+    report(call, migration, done, duration_ms);
+    Ok(())
 }
 
 /// A value an earlier migration added to an enum is unusable until that transaction commits,
@@ -184,7 +204,7 @@ pub fn apply(
         return up(FUNCTION, project, target);
     }
     one_at_a_time(FUNCTION, project, Body::Up, |project, _| {
-        select::to_apply(project, target)
+        select::to_run_up(project, target)
     })
 }
 
@@ -236,23 +256,8 @@ fn one_at_a_time(
             // be recorded and committed before the error is raised.
             match executor.run_alone(migration, direction, DeferredChecks::AtBodyEnd) {
                 Ok(duration_ms) => {
-                    let (project, role) = (&call.project, &call.role);
-                    let done_as = match direction {
-                        Body::Up => {
-                            call.as_owner(|| {
-                                recorder.applied(project, migration, role, duration_ms)
-                            })?;
-                            "applied"
-                        }
-                        Body::Down => {
-                            call.as_owner(|| {
-                                recorder.reverted(project, migration, role, duration_ms)
-                            })?;
-                            "reverted"
-                        }
-                    };
+                    record(&call, &recorder, migration, direction, duration_ms)?;
                     committing.commit();
-                    report(&call, migration, done_as, duration_ms);
                     done += 1;
                 }
                 Err(error) => {

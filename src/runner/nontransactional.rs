@@ -9,7 +9,7 @@ use std::time::Instant;
 use pgrx::prelude::*;
 
 use super::execute::Executor;
-use super::report;
+use super::record;
 use crate::call::Call;
 use crate::error::{ErrorParts, MigrateError};
 use crate::parse::{self, Statement};
@@ -80,19 +80,8 @@ pub fn run(
         }
     }
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let (project, role) = (&call.project, &call.role);
-    let done = match direction {
-        Body::Up => {
-            call.as_owner(|| recorder.applied(project, migration, role, duration_ms))?;
-            "applied"
-        }
-        Body::Down => {
-            call.as_owner(|| recorder.reverted(project, migration, role, duration_ms))?;
-            "reverted"
-        }
-    };
+    record(call, recorder, migration, direction, duration_ms)?;
     committing.commit();
-    report(call, migration, done, duration_ms);
     Ok(())
 }
 

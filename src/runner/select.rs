@@ -33,6 +33,16 @@ pub fn to_apply(project: &Project, target: Option<&str>) -> Result<Vec<Migration
     Ok(pending)
 }
 
+/// What `up()` and `apply()` run: `to_apply`, then, when they apply everything (no `target`),
+/// the repeatable migrations whose body is not the one last run.
+pub fn to_run_up(project: &Project, target: Option<&str>) -> Result<Vec<Migration>, MigrateError> {
+    let mut migrations = to_apply(project, target)?;
+    if target.is_none() {
+        migrations.extend(store::repeatables_due(project)?);
+    }
+    Ok(migrations)
+}
+
 fn refuse_out_of_order(project: &Project, pending: &[Migration]) -> Result<(), MigrateError> {
     let Some((highest, highest_key)) = store::highest_applied(project)? else {
         return Ok(());

@@ -21,7 +21,7 @@ SELECT migrate.register_files(ARRAY['20260101000000_create_a.sql'],
 SELECT migrate.register_files(ARRAY['notes.txt'], ARRAY['hello']);
 SELECT migrate.register_files(ARRAY['1_a.up.sql'], ARRAY['x', 'y']);
 SELECT migrate.register_files(ARRAY['1_a.down.sql'], ARRAY['DROP TABLE a;']);
-SELECT migrate.register_files(ARRAY['V5__create_e.sql', 'R__refresh_views.sql'], ARRAY['CREATE TABLE e (id int);', 'SELECT 1;']);
+SELECT migrate.register_files(ARRAY['V5__create_e.sql', 'B5__baseline.sql'], ARRAY['CREATE TABLE e (id int);', 'SELECT 1;']);
 SELECT migrate.import_dir('relative/path');
 SELECT migrate.import_dir('/nonexistent/migrations');
 SELECT migrate.adopt('liquibase');
