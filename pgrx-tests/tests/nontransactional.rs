@@ -99,19 +99,36 @@ fn waits_for_a_transaction(observer: &mut Client, pid: i32) -> bool {
     ) == 1
 }
 
-/// Starts `CALL migrate.apply()` in a thread and returns once its index build waits for
-/// `writer`'s transaction, with the INVALID index committed.
-fn apply_parked_in_build(
-    db: &TestDb,
-    observer: &mut Client,
-) -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
+/// A database whose migration "1" (non-transactional, `up`) has its `CALL migrate.apply()`
+/// parked in an index build: the build committed its INVALID index and waits for `writer`'s
+/// open transaction.
+struct Parked {
+    client: Client,
+    observer: Client,
+    writer: Client,
+    pid: i32,
+    running: thread::JoinHandle<Result<(), postgres::Error>>,
+}
+
+fn park_build(db: &TestDb, up: &str) -> Parked {
+    let mut client = db.connect();
+    create_tables(&mut client, 10_000);
+    register_lane(&mut client, "1", "build", up, None);
+    let mut observer = db.connect();
+    let writer = open_writer(db);
     let mut runner = db.connect();
     let pid = backend_pid(&mut runner);
     let running = thread::spawn(move || runner.batch_execute("CALL migrate.apply()"));
     wait_for("the index build to wait for the open writer", || {
-        waits_for_a_transaction(observer, pid)
+        waits_for_a_transaction(&mut observer, pid)
     });
-    (pid, running)
+    Parked {
+        client,
+        observer,
+        writer,
+        pid,
+        running,
+    }
 }
 
 #[test]
@@ -218,18 +235,16 @@ fn stalls_while(db: &TestDb, call: &str) -> Stalls {
 #[test]
 fn n02_a_cancelled_build_leaves_no_invalid_index_and_resumes() {
     let db = TestDb::new("n02_cancel");
-    let mut client = db.connect();
-    create_tables(&mut client, 10_000);
-    register_lane(
-        &mut client,
-        "1",
-        "two indexes",
+    let Parked {
+        mut client,
+        mut observer,
+        mut writer,
+        pid,
+        running,
+    } = park_build(
+        &db,
         "CREATE INDEX CONCURRENTLY big_x ON big (x);\nCREATE INDEX CONCURRENTLY big_note ON big (note);",
-        None,
     );
-    let mut observer = db.connect();
-    let mut writer = open_writer(&db);
-    let (pid, running) = apply_parked_in_build(&db, &mut observer);
     assert_eq!(
         index(&mut client, "big_x"),
         Some(false),
@@ -281,18 +296,16 @@ fn n02_a_cancelled_build_leaves_no_invalid_index_and_resumes() {
 #[test]
 fn n03_a_terminated_build_is_dropped_and_built_again_on_the_next_run() {
     let db = TestDb::new("n03_terminate");
-    let mut client = db.connect();
-    create_tables(&mut client, 10_000);
-    register_lane(
-        &mut client,
-        "1",
-        "index then log",
+    let Parked {
+        mut client,
+        mut writer,
+        pid,
+        running,
+        ..
+    } = park_build(
+        &db,
         "CREATE INDEX CONCURRENTLY big_x ON big (x);\nINSERT INTO log VALUES ('1', current_user);",
-        None,
     );
-    let mut observer = db.connect();
-    let mut writer = open_writer(&db);
-    let (pid, running) = apply_parked_in_build(&db, &mut observer);
     client
         .execute("SELECT pg_terminate_backend($1, 10000)", &[&pid])
         .unwrap();
@@ -335,18 +348,16 @@ fn n03_a_terminated_build_is_dropped_and_built_again_on_the_next_run() {
 fn n04_a_build_killed_with_sigkill_resumes_after_crash_recovery() {
     let cluster = OwnCluster::start("n04", 54371);
     let db = TestDb::new_on(&cluster.server, "n04_sigkill");
-    let mut client = db.connect();
-    create_tables(&mut client, 10_000);
-    register_lane(
-        &mut client,
-        "1",
-        "log then index",
+    // The writer stays open until the backend is killed.
+    let Parked {
+        pid,
+        running,
+        writer: _writer,
+        ..
+    } = park_build(
+        &db,
         "INSERT INTO log VALUES ('1', current_user);\nCREATE INDEX CONCURRENTLY big_x ON big (x);",
-        None,
     );
-    let mut observer = db.connect();
-    let _writer = open_writer(&db);
-    let (pid, running) = apply_parked_in_build(&db, &mut observer);
     signal(pid, libc::SIGKILL);
     figure("faults injected", 1);
     assert!(running.join().unwrap().is_err());
@@ -362,7 +373,7 @@ fn n04_a_build_killed_with_sigkill_resumes_after_crash_recovery() {
             .connect(NoTls)
             .is_ok()
     });
-    client = db.connect();
+    let mut client = db.connect();
     assert_eq!(states(&mut client), [("1".into(), "partial".into())]);
     assert_eq!(index(&mut client, "big_x"), Some(false));
     client.batch_execute("CALL migrate.apply()").unwrap();
@@ -378,11 +389,16 @@ fn n04_a_build_killed_with_sigkill_resumes_after_crash_recovery() {
 #[test]
 fn n05_callers_during_a_build_neither_wait_in_it_nor_block_it() {
     let db = TestDb::new("n05_callers");
-    let mut client = db.connect();
-    create_tables(&mut client, 10_000);
     let up =
         "CREATE INDEX CONCURRENTLY big_x ON big (x);\nINSERT INTO log VALUES ('1', current_user);";
-    register_lane(&mut client, "1", "index", up, None);
+    let Parked {
+        mut client,
+        mut observer,
+        mut writer,
+        pid: holder,
+        running,
+    } = park_build(&db, up);
+    // Registered during the build, applied by the same call once the build is done.
     register(
         &mut client,
         "2",
@@ -390,14 +406,10 @@ fn n05_callers_during_a_build_neither_wait_in_it_nor_block_it() {
         "INSERT INTO log VALUES ('2', current_user)",
         None,
     );
-    let mut observer = db.connect();
-    let mut writer = open_writer(&db);
-    let (holder, running) = apply_parked_in_build(&db, &mut observer);
-
     let mut registrar = db.connect();
     let registered: String = registrar
         .query_one(
-            "SELECT migrate.register('1', 'index', $1, transactional => false)",
+            "SELECT migrate.register('1', 'build', $1, transactional => false)",
             &[&up],
         )
         .unwrap()
@@ -406,7 +418,7 @@ fn n05_callers_during_a_build_neither_wait_in_it_nor_block_it() {
     let changed = "CREATE INDEX CONCURRENTLY big_y ON big (x);";
     let error = expect_sqlstate(
         registrar.query_one(
-            "SELECT migrate.register('1', 'index', $1, transactional => false)",
+            "SELECT migrate.register('1', 'build', $1, transactional => false)",
             &[&changed],
         ),
         "55000",
