@@ -55,7 +55,7 @@ for entry in "$dir"/*; do
         for inner in "$entry"/*; do
             [[ -f $inner ]] && add "$name/${inner##*/}" "$inner"
         done
-    elif [[ -f $entry && $name == *.sql ]]; then
+    elif [[ -f $entry && ($name == *.sql || $name == *.sql.conf) ]]; then
         add "$name" "$entry"
     fi
 done

@@ -39,6 +39,21 @@ impl Call {
         Ok(call)
     }
 
+    /// `locked`, for a call that applies or reverts and cannot wait without holding a snapshot
+    /// (a function, not `apply()`): refused while another session runs the statements of a
+    /// non-transactional migration, which could be waiting for that snapshot.
+    pub fn locked_outside_lane(
+        function: &'static str,
+        project: Project,
+        scope: LockScope,
+    ) -> Result<Self, MigrateError> {
+        let call = Call::locked(function, project, scope)?;
+        match lock::lane_holder()? {
+            Some(holder) => Err(MigrateError::LaneBusy { function, holder }),
+            None => Ok(call),
+        }
+    }
+
     /// A call that only reads, and so never waits for a running migration (`plan`), as
     /// `status()` does.
     pub fn reading(project: Project) -> Result<Self, MigrateError> {

@@ -25,34 +25,59 @@ pub struct Outcome {
 }
 
 pub fn rehearse(project: Project, target: Option<&str>) -> Result<Vec<Outcome>, MigrateError> {
-    let mut call = Call::locked("migrate.rehearse()", project, LockScope::Transaction)?;
-    let (pending, downs) = call.as_owner(|| {
+    const FUNCTION: &str = "migrate.rehearse()";
+    let mut call = Call::locked_outside_lane(FUNCTION, project, LockScope::Transaction)?;
+    let (mut pending, downs) = call.as_owner(|| {
         Ok((
             select::to_apply(&call.project, target)?,
             store::down_bodies(&call.project)?,
         ))
     })?;
     call.end_snapshot();
-    let Some(last) = pending.last() else {
+    // What a non-transactional migration does commits, and cannot be rolled back: the
+    // rehearsal stops before the first one, and says so.
+    let unrehearsable = pending
+        .iter()
+        .position(|migration| !migration.lane.is_transactional())
+        .map(|at| pending.split_off(at).swap_remove(0));
+    let Some(last) = pending.last().or(unrehearsable.as_ref()) else {
         return Ok(Vec::new());
     };
-    let outcomes = transaction::rolled_back_subtransaction(|| {
-        let downs = pending
-            .iter()
-            .map(|migration| Migration {
-                body: downs.get(&migration.version).cloned().flatten(),
-                ..migration.clone()
-            })
-            .collect::<Vec<_>>();
-        rehearse_in(&call, &pending, &downs)
-    })?;
+    let mut outcomes = if pending.is_empty() {
+        Vec::new()
+    } else {
+        transaction::rolled_back_subtransaction(|| {
+            let downs = pending
+                .iter()
+                .map(|migration| Migration {
+                    body: downs.get(&migration.version).cloned().flatten(),
+                    ..migration.clone()
+                })
+                .collect::<Vec<_>>();
+            rehearse_in(&call, &pending, &downs)
+        })?
+    };
+    let rehearsed = outcomes.len();
+    if let Some(migration) = &unrehearsable {
+        outcomes.push(Outcome {
+            version: migration.version.clone(),
+            name: migration.name.clone(),
+            up_ok: None,
+            down_ok: None,
+            reversible: None,
+            detail: Some(
+                "non-transactional: its statements commit one at a time, so it is not rehearsed, nor what follows it".to_owned(),
+            ),
+            duration_ms: None,
+        });
+    }
     let reversible = outcomes
         .iter()
         .filter(|outcome| outcome.reversible == Some(true))
         .count();
     let summary = format!(
         "{} rehearsed, {reversible} reversible",
-        counted(outcomes.len(), "migration")
+        counted(rehearsed, "migration")
     );
     call.as_owner(|| {
         store::record_event(

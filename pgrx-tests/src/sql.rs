@@ -114,10 +114,13 @@ pub fn text_rows(client: &mut Client, queries: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// `(version, state)` of every migration in `status()` order.
+/// `(version, state)` of every versioned migration in `status()` order.
 pub fn states(client: &mut Client) -> Vec<(String, String)> {
     client
-        .query("SELECT version, state FROM migrate.status()", &[])
+        .query(
+            "SELECT version, state FROM migrate.status() WHERE version IS NOT NULL",
+            &[],
+        )
         .expect("status")
         .iter()
         .map(|row| (row.get(0), row.get(1)))

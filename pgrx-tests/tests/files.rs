@@ -267,6 +267,44 @@ fn the_bash_and_psql_loader_registers_a_local_directory() {
     );
 }
 
+/// The loader sends the files beside the SQL that carry a tool's no-transaction directive, and
+/// `apply()` then builds the indexes concurrently.
+#[test]
+fn the_loader_sends_the_no_transaction_directives() {
+    let db = TestDb::new("loader_directives");
+    let mut client = db.connect();
+    client.batch_execute("CREATE TABLE t (x int)").unwrap();
+    let dir = Directory::new(
+        "loader_directives",
+        &[
+            ("V1__flyway.sql", "CREATE INDEX CONCURRENTLY t_1 ON t (x);"),
+            ("V1__flyway.sql.conf", "executeInTransaction=false\n"),
+            (
+                "2_sqlx.up.sql",
+                "-- no-transaction\nCREATE INDEX CONCURRENTLY t_2 ON t (x);",
+            ),
+            ("3_diesel/up.sql", "CREATE INDEX CONCURRENTLY t_3 ON t (x);"),
+            ("3_diesel/metadata.toml", "run_in_transaction = false\n"),
+        ],
+    );
+    load(&db, dir.path(), &["--apply"]);
+    assert_eq!(
+        text_rows(
+            &mut client,
+            &["SELECT m.version || ' ' || m.transactional FROM migrate.migrations m ORDER BY 1"]
+        ),
+        ["1 false", "2 false", "3 false"]
+    );
+    assert!(all_in_state(&mut client, "applied"));
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass AND indisvalid"
+        ),
+        3
+    );
+}
+
 #[test]
 fn adopt_reads_each_tools_history() {
     let db = TestDb::new("adopt");

@@ -32,11 +32,7 @@ pub fn prepare(
     scope: LockScope,
     select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Option<Prepared>, MigrateError> {
-    let call = Call::locked(function, project, scope)?;
-    if let Some(holder) = lock::lane_holder()? {
-        return Err(MigrateError::LaneBusy { function, holder });
-    }
-    picked(call, select)
+    picked(Call::locked_outside_lane(function, project, scope)?, select)
 }
 
 /// The start of `apply()` and `revert()`, which can wait without a snapshot: when a

@@ -34,6 +34,7 @@ SELECT migrate.register('3', 'one new order per customer',
     E'CREATE TABLE order_notes (order_id bigint, note text);\nCREATE UNIQUE INDEX CONCURRENTLY orders_one_new ON orders (customer) WHERE status = ''new'';',
     E'DROP INDEX CONCURRENTLY IF EXISTS orders_one_new;\nDROP TABLE order_notes;',
     transactional => false);
+SELECT version, up_ok, detail FROM migrate.rehearse();
 CALL migrate.apply();
 SELECT version, state FROM migrate.status() WHERE version = '3';
 SELECT count(*) FROM pg_index WHERE indrelid = 'orders'::regclass AND NOT indisvalid;
