@@ -25,7 +25,7 @@ def fresh_database():
         db.execute("CREATE EXTENSION migrations")
         db.execute("CREATE TABLE big (id bigint PRIMARY KEY, x int NOT NULL, note text NOT NULL)")
         db.execute(
-            "INSERT INTO big SELECT g, g % 1000, md5(g::text) FROM generate_series(1, %s) g",
+            "INSERT INTO big SELECT g, g %% 1000, md5(g::text) FROM generate_series(1, %s) g",
             (ROWS,),
         )
         db.execute("VACUUM ANALYZE big")
