@@ -75,8 +75,8 @@ mutant "nothing looked for at the end of a body" \
 mutant "the registrant left current after a failed top-level statement" \
     'let _ = (caller, context);' \
     nontransactional n07_ || status=1
-mutant "an INVALID index left for the next build" \
-    'IndexState::Invalid(_) => {}' \
+mutant "an INVALID index left for the next run" \
+    'let _ = &found.invalid;' \
     nontransactional n03_ || status=1
 mutant "session-level advisory locks of a body kept" \
     'let _ = before;' \

@@ -3,7 +3,7 @@
 
 use crate::error::MigrateError;
 use crate::place::{Lane, Place, Position};
-use crate::postgres::parser::{self, BuiltIndex, ParseError};
+use crate::postgres::parser::{self, Leftover, ParseError};
 use crate::refuse;
 
 /// One top-level statement of a body, as a byte range of the body.
@@ -16,8 +16,8 @@ pub struct Statement {
     /// Whether PostgreSQL runs it only at top level, outside a transaction block (the
     /// non-transactional lane runs it so).
     pub top_level: bool,
-    /// For `CREATE INDEX CONCURRENTLY`, the index it builds.
-    pub built_index: Option<BuiltIndex>,
+    /// What it leaves half-done when it does not finish (the concurrent forms).
+    pub leftover: Option<Leftover>,
 }
 
 /// Splits `sql` into its top-level statements. Fails, naming `place` with a statement and line,
@@ -53,7 +53,7 @@ pub fn statements(sql: &str, place: &Place, lane: Lane) -> Result<Vec<Statement>
                 end: raw.end,
                 line,
                 top_level,
-                built_index: raw.built_index,
+                leftover: raw.leftover,
             })
         })
         .collect()
@@ -151,6 +151,7 @@ mod tests {
     use super::statements;
     use crate::error::MigrateError;
     use crate::place::{Body, DEFAULT_PROJECT, Lane, Place, Position, Project};
+    use crate::postgres::parser::Leftover;
 
     fn place() -> Place {
         let project = Project::new(DEFAULT_PROJECT).unwrap();
@@ -350,12 +351,23 @@ mod tests {
         let found = statements(sql, &place(), Lane::NonTransactional).unwrap();
         let top_level: Vec<bool> = found.iter().map(|s| s.top_level).collect();
         assert_eq!(top_level, [true, true, false, true, true]);
-        let built = found[0].built_index.as_ref().unwrap();
+        let leftovers: Vec<Option<Leftover>> = found.iter().map(|s| s.leftover.clone()).collect();
         assert_eq!(
-            (built.table.as_str(), built.index.as_deref()),
-            ("app.t", Some("i"))
+            leftovers,
+            [
+                Some(Leftover::Index {
+                    table: "app.t".into(),
+                    index: Some("i".into())
+                }),
+                None,
+                None,
+                Some(Leftover::Drop(vec!["app.i".into()])),
+                Some(Leftover::Rebuild {
+                    relation: "app.j".into(),
+                    is_index: true
+                }),
+            ]
         );
-        assert!(found[1..].iter().all(|s| s.built_index.is_none()));
         for (sql, kind) in [
             (
                 "CREATE INDEX CONCURRENTLY ON t (x)",

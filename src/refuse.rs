@@ -4,7 +4,7 @@
 //! `leftovers`).
 
 use crate::place::Lane;
-use crate::postgres::parser::{RawStatement, SessionStatement, StatementKind};
+use crate::postgres::parser::{Leftover, RawStatement, SessionStatement, StatementKind};
 
 const HINT_TRANSACTION: &str = "The runner begins and ends the transactions a migration runs in: remove transaction control statements.";
 const HINT_CONCURRENTLY: &str = "A transactional migration runs inside a transaction, where CONCURRENTLY is impossible: register it with transactional => false, or leave out CONCURRENTLY.";
@@ -37,14 +37,14 @@ pub fn refusal(statement: &RawStatement, lane: Lane) -> Option<Refusal> {
         StatementKind::Concurrently(statement) if transactional => {
             Some((statement, HINT_CONCURRENTLY))
         }
-        StatementKind::Concurrently(_) => statement
-            .built_index
-            .as_ref()
-            .is_some_and(|built| built.index.is_none())
-            .then_some((
-                "CREATE INDEX CONCURRENTLY without an index name",
-                HINT_UNNAMED_INDEX,
-            )),
+        StatementKind::Concurrently(_) => matches!(
+            statement.leftover,
+            Some(Leftover::Index { index: None, .. })
+        )
+        .then_some((
+            "CREATE INDEX CONCURRENTLY without an index name",
+            HINT_UNNAMED_INDEX,
+        )),
         StatementKind::Vacuum if transactional => Some(("VACUUM", HINT_VACUUM)),
         StatementKind::Vacuum => None,
         StatementKind::TopLevelOnly(statement) => Some((statement, HINT_TOP_LEVEL)),

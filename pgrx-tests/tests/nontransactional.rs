@@ -1,4 +1,4 @@
-//! The non-transactional lane (N01-N08): `CREATE INDEX CONCURRENTLY` and friends through
+//! The non-transactional lane (N01-N09): `CREATE INDEX CONCURRENTLY` and friends through
 //! `CALL migrate.apply()`, on a table of a million rows that other sessions keep writing to;
 //! a build cancelled, terminated or killed with SIGKILL half-way; sixteen callers at once;
 //! the registrant's rights and nothing more.
@@ -675,4 +675,70 @@ fn n08_one_transaction_refuses_the_lane_and_revert_runs_it_back() {
             whole("down"),
         ]
     );
+}
+
+/// A `REINDEX ... CONCURRENTLY` cancelled while it waits leaves no `_ccnew` index; a
+/// `DROP INDEX CONCURRENTLY` terminated while it waits is finished by the next run.
+#[test]
+fn n09_a_rebuild_and_a_drop_that_did_not_finish_leave_no_invalid_index() {
+    let db = TestDb::new("n09_rebuild");
+    let Parked {
+        mut client,
+        mut observer,
+        mut writer,
+        pid,
+        running,
+    } = park_build(&db, "REINDEX INDEX CONCURRENTLY big_pkey;");
+    assert_eq!(
+        invalid_indexes(&mut client),
+        1,
+        "big_pkey_ccnew is being built"
+    );
+    client
+        .execute("SELECT pg_cancel_backend($1)", &[&pid])
+        .unwrap();
+    wait_for("the clean-up to wait for the open writer", || {
+        count(
+            &mut observer,
+            &format!("SELECT count(*) FROM pg_stat_progress_create_index WHERE pid = {pid}"),
+        ) == 0
+            && waits_for_a_transaction(&mut observer, pid)
+    });
+    writer.batch_execute("COMMIT").unwrap();
+    expect_sqlstate(running.join().unwrap(), "57014");
+    assert_eq!(invalid_indexes(&mut client), 0);
+    client.batch_execute("CALL migrate.apply()").unwrap();
+    assert_eq!(invalid_indexes(&mut client), 0);
+    assert!(all_in_state(&mut client, "applied"));
+
+    register_lane(
+        &mut client,
+        "2",
+        "drop",
+        "CREATE INDEX CONCURRENTLY big_x ON big (x);\nDROP INDEX CONCURRENTLY big_x;",
+        None,
+    );
+    let mut writer = open_writer(&db);
+    let mut runner = db.connect();
+    let pid = backend_pid(&mut runner);
+    let running = thread::spawn(move || runner.batch_execute("CALL migrate.apply()"));
+    // Parked in statement 1's build; let it finish, and park in statement 2's drop.
+    wait_for("the build to wait for the open writer", || {
+        waits_for_a_transaction(&mut observer, pid)
+    });
+    writer.batch_execute("COMMIT").unwrap();
+    writer = open_writer(&db);
+    wait_for("the drop to wait for the open writer", || {
+        journal(&mut client, "2").contains(&event("started", 2))
+            && waits_for_a_transaction(&mut observer, pid)
+    });
+    client
+        .execute("SELECT pg_terminate_backend($1, 10000)", &[&pid])
+        .unwrap();
+    assert!(running.join().unwrap().is_err());
+    writer.batch_execute("COMMIT").unwrap();
+    client.batch_execute("CALL migrate.apply()").unwrap();
+    assert_eq!(index(&mut client, "big_x"), None);
+    assert!(all_in_state(&mut client, "applied"));
+    figure("faults injected", 2);
 }

@@ -46,19 +46,28 @@ pub struct RawStatement {
     pub start: usize,
     pub end: usize,
     pub kind: StatementKind,
-    /// For `CREATE INDEX CONCURRENTLY`, the index it builds.
-    pub built_index: Option<BuiltIndex>,
+    /// What the statement leaves half-done when it fails or is interrupted, for the
+    /// concurrent forms that commit on their own.
+    pub leftover: Option<Leftover>,
 }
 
-/// The index a `CREATE INDEX CONCURRENTLY` builds, which an interrupted build leaves INVALID.
-/// Names are as written, quoted, and resolved only when the index is looked for.
+/// What a concurrent statement that did not finish leaves behind. Names are as written,
+/// quoted where they are `regclass` input, and resolved only when they are looked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuiltIndex {
-    /// The table, as `regclass` input: schema-qualified when the statement qualifies it.
-    pub table: String,
-    /// The index's name as the catalog has it; it lives in the table's schema. `None` when the
-    /// statement leaves the name to the server.
-    pub index: Option<String>,
+pub enum Leftover {
+    /// `CREATE INDEX CONCURRENTLY`: the index it builds, INVALID until the build finishes.
+    Index {
+        /// The table, as `regclass` input: schema-qualified when the statement qualifies it.
+        table: String,
+        /// The index's name as the catalog has it; it lives in the table's schema. `None`
+        /// when the statement leaves the name to the server.
+        index: Option<String>,
+    },
+    /// `REINDEX ... CONCURRENTLY` of an index or a table (`relation`, as `regclass` input):
+    /// the INVALID `_ccnew` and `_ccold` indexes an unfinished rebuild leaves on the table.
+    Rebuild { relation: String, is_index: bool },
+    /// `DROP INDEX CONCURRENTLY`: the indexes, as `regclass` input, gone once it finished.
+    Drop(Vec<String>),
 }
 
 /// A syntax error, with where it was found.
@@ -89,7 +98,7 @@ fn parse_here(sql: &str, c_sql: &CStr) -> Result<Vec<RawStatement>, ParseError> 
         // A body may hold a hundred thousand statements: stay cancellable.
         pgrx::check_for_interrupts!();
         // SAFETY: a RawStmt of the list, whose statement is a valid raw parse tree.
-        let (location, length, kind, built_index) =
+        let (location, length, kind, leftover) =
             // SAFETY: the caller passes valid nodes (or null where checked); each is read as the
             // struct its tag says it is.
             unsafe {
@@ -97,7 +106,7 @@ fn parse_here(sql: &str, c_sql: &CStr) -> Result<Vec<RawStatement>, ParseError> 
                     (*raw).stmt_location as usize,
                     (*raw).stmt_len,
                     classify((*raw).stmt),
-                    built_index((*raw).stmt),
+                    leftover((*raw).stmt),
                 )
             };
         let end = if length == 0 {
@@ -109,7 +118,7 @@ fn parse_here(sql: &str, c_sql: &CStr) -> Result<Vec<RawStatement>, ParseError> 
             start: location,
             end,
             kind,
-            built_index,
+            leftover,
         });
     }
     Ok(statements)
@@ -259,27 +268,28 @@ unsafe fn classify(node: *mut pg_sys::Node) -> StatementKind {
     }
 }
 
-/// The index a `CREATE INDEX CONCURRENTLY` builds.
+/// A name of a parse tree as `regclass` input: each part quoted.
 ///
 /// # Safety
-/// `node` must be a valid raw parse tree node.
-unsafe fn built_index(node: *mut pg_sys::Node) -> Option<BuiltIndex> {
-    // SAFETY: the node is read as the struct its tag says it is; names are NUL-terminated.
+/// `name` must be a NUL-terminated string.
+unsafe fn quoted(name: *const std::ffi::c_char) -> String {
+    // SAFETY: the caller's string; quote_identifier returns it or a palloc'd quoted copy.
     unsafe {
-        if (*node).type_ != NodeTag::T_IndexStmt {
-            return None;
-        }
-        let index = &*node.cast::<pg_sys::IndexStmt>();
-        if !index.concurrent || index.relation.is_null() {
-            return None;
-        }
-        let quoted = |name: *const std::ffi::c_char| {
-            CStr::from_ptr(pg_sys::quote_identifier(name))
-                .to_string_lossy()
-                .into_owned()
-        };
-        let relation = &*index.relation;
-        let table = if relation.schemaname.is_null() {
+        CStr::from_ptr(pg_sys::quote_identifier(name))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// A relation of a parse tree as `regclass` input, schema-qualified when it is.
+///
+/// # Safety
+/// `relation` must be a valid `RangeVar`.
+unsafe fn relation_name(relation: *const pg_sys::RangeVar) -> String {
+    // SAFETY: the caller's RangeVar; its names are NUL-terminated or null.
+    unsafe {
+        let relation = &*relation;
+        if relation.schemaname.is_null() {
             quoted(relation.relname)
         } else {
             format!(
@@ -287,12 +297,55 @@ unsafe fn built_index(node: *mut pg_sys::Node) -> Option<BuiltIndex> {
                 quoted(relation.schemaname),
                 quoted(relation.relname)
             )
-        };
-        Some(BuiltIndex {
-            table,
-            index: (!index.idxname.is_null())
-                .then(|| CStr::from_ptr(index.idxname).to_string_lossy().into_owned()),
-        })
+        }
+    }
+}
+
+/// What the concurrent statement `node` leaves half-done when it does not finish.
+///
+/// # Safety
+/// `node` must be a valid raw parse tree node.
+unsafe fn leftover(node: *mut pg_sys::Node) -> Option<Leftover> {
+    // SAFETY: each node is read as the struct its tag says it is; names are NUL-terminated.
+    unsafe {
+        match (*node).type_ {
+            NodeTag::T_IndexStmt => {
+                let index = &*node.cast::<pg_sys::IndexStmt>();
+                (index.concurrent && !index.relation.is_null()).then(|| Leftover::Index {
+                    table: relation_name(index.relation),
+                    index: (!index.idxname.is_null())
+                        .then(|| CStr::from_ptr(index.idxname).to_string_lossy().into_owned()),
+                })
+            }
+            NodeTag::T_ReindexStmt => {
+                use pg_sys::ReindexObjectType::{REINDEX_OBJECT_INDEX, REINDEX_OBJECT_TABLE};
+                let reindex = &*node.cast::<pg_sys::ReindexStmt>();
+                let concurrently = option_is_on(reindex.params, c"concurrently");
+                let is_index = reindex.kind == REINDEX_OBJECT_INDEX;
+                (concurrently
+                    && (is_index || reindex.kind == REINDEX_OBJECT_TABLE)
+                    && !reindex.relation.is_null())
+                .then(|| Leftover::Rebuild {
+                    relation: relation_name(reindex.relation),
+                    is_index,
+                })
+            }
+            NodeTag::T_DropStmt if (*node.cast::<pg_sys::DropStmt>()).concurrent => {
+                let drop = &*node.cast::<pg_sys::DropStmt>();
+                let names = PgList::<pg_sys::List>::from_pg(drop.objects)
+                    .iter_ptr()
+                    .map(|name| {
+                        PgList::<pg_sys::Node>::from_pg(name)
+                            .iter_ptr()
+                            .map(|part| quoted(compat::string_node_text(part)))
+                            .collect::<Vec<_>>()
+                            .join(".")
+                    })
+                    .collect();
+                Some(Leftover::Drop(names))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use super::execute::Executor;
@@ -15,7 +16,7 @@ use crate::error::{ErrorParts, MigrateError};
 use crate::parse::{self, Statement};
 use crate::place::{Body, Lane, Place, Position};
 use crate::postgres::lock::LaneLease;
-use crate::postgres::parser::BuiltIndex;
+use crate::postgres::parser::Leftover;
 use crate::postgres::transaction::Committing;
 use crate::store::{self, Event, Migration, Recorder};
 
@@ -118,7 +119,8 @@ impl Step<'_> {
     }
 
     /// Runs the statement and returns its duration in ms; `interrupted` when an earlier run
-    /// started it and did not see it end.
+    /// started it and did not see it end. A concurrent statement first clears what an earlier
+    /// attempt left, and clears what it leaves itself when it fails.
     fn run(
         &self,
         executor: &Executor<'_>,
@@ -127,90 +129,142 @@ impl Step<'_> {
         interrupted: bool,
         committing: &Committing,
     ) -> Result<f64, MigrateError> {
-        let Some(built) = &statement.built_index else {
+        let Some(leftover) = &statement.leftover else {
             return if statement.top_level {
                 executor.run_top_level(self.migration, &self.place, sql, committing)
             } else {
                 executor.run_statement(self.migration, &self.place, sql)
             };
         };
-        match index_state(built)? {
-            // The build finished; what was lost is the record of it.
-            IndexState::Valid if interrupted => {
-                notice!(
-                    "migration \"{}\" ({}): {} had built its index before it was interrupted",
-                    self.migration.version,
-                    self.migration.name,
-                    self.statement()
-                );
-                return Ok(0.0);
-            }
-            // control run "an INVALID index left for the next build"
-            IndexState::Invalid(index) => self.drop_invalid(executor, &index, committing)?,
-            IndexState::Valid | IndexState::Absent => {}
+        let found = Found::of(leftover)?;
+        // The statement finished; what was lost is the record of it.
+        if interrupted && found.finished {
+            notice!(
+                "migration \"{}\" ({}): {} had finished before it was interrupted",
+                self.migration.version,
+                self.migration.name,
+                self.statement()
+            );
+            return Ok(0.0);
         }
-        let built_now = executor.run_top_level(self.migration, &self.place, sql, committing);
-        if built_now.is_err()
-            && let IndexState::Invalid(index) = index_state(built)?
-            // The build's own error is the one to raise; a failed clean-up is only told.
-            && let Err(error) = self.drop_invalid(executor, &index, committing)
+        // control run "an INVALID index left for the next run"
+        self.drop_invalid(executor, &found.invalid, committing)?;
+        let ran = executor.run_top_level(self.migration, &self.place, sql, committing);
+        if ran.is_err()
+            // The statement's own error is the one to raise; a failed clean-up is only told.
+            && let Err(error) = Found::of(leftover)
+                .and_then(|found| self.drop_invalid(executor, &found.invalid, committing))
         {
             warning!(
-                "could not drop INVALID index {index}: {}",
+                "could not drop the INVALID indexes {} left: {}",
+                self.statement(),
                 ErrorParts::from(error).message
             );
         }
-        built_now
+        ran
     }
 
-    /// Drops `index`, left INVALID by a build of this statement that did not finish.
+    /// Drops `indexes`, left INVALID by a run of this statement that did not finish.
     fn drop_invalid(
         &self,
         executor: &Executor<'_>,
-        index: &str,
+        indexes: &[String],
         committing: &Committing,
     ) -> Result<(), MigrateError> {
-        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
-        executor.run_top_level(self.migration, &self.place, &drop, committing)?;
-        notice!(
-            "migration \"{}\" ({}): dropped INVALID index {index}, left by a build of {} that did not finish",
-            self.migration.version,
-            self.migration.name,
-            self.statement()
-        );
+        for index in indexes {
+            let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+            executor.run_top_level(self.migration, &self.place, &drop, committing)?;
+            notice!(
+                "migration \"{}\" ({}): dropped INVALID index {index}, left by a run of {} that did not finish",
+                self.migration.version,
+                self.migration.name,
+                self.statement()
+            );
+        }
         Ok(())
     }
 }
 
-/// The index a `CREATE INDEX CONCURRENTLY` builds, as the catalog has it now.
-enum IndexState {
-    Absent,
-    Valid,
-    /// Left INVALID by a build that did not finish; its schema-qualified, quoted name.
-    Invalid(String),
+/// What the catalog shows now of a concurrent statement's work, looked up with the caller's
+/// search_path, as the statement resolves its names.
+struct Found {
+    /// Whether its work is all there: the index built and valid, the indexes dropped.
+    finished: bool,
+    /// The INVALID indexes an unfinished run left, schema-qualified and quoted.
+    invalid: Vec<String>,
 }
 
-/// Looks the index up with the caller's search_path, as the statement resolves its table.
-fn index_state(built: &BuiltIndex) -> Result<IndexState, MigrateError> {
-    let found = Spi::connect(|client| {
-        let rows = client.select(
+impl Found {
+    fn of(leftover: &Leftover) -> Result<Found, MigrateError> {
+        let indexes =
+            |query: &str, args: &[DatumWithOid<'_>]| -> Result<Vec<(bool, String)>, MigrateError> {
+                Ok(Spi::connect(|client| {
+                    client
+                        .select(query, None, args)?
+                        .map(|row| {
+                            Ok((
+                                row.get::<bool>(1)?.unwrap_or(false),
+                                row.get::<String>(2)?.unwrap_or_default(),
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+                })?)
+            };
+        const INDEXES: &str =
             "SELECT i.indisvalid, pg_catalog.format('%I.%I', n.nspname, c.relname)
                FROM pg_catalog.pg_index i
                JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-              WHERE i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
-                AND c.relname OPERATOR(pg_catalog.=) $2",
-            None,
-            &[built.table.as_str().into(), built.index.as_deref().into()],
-        )?;
-        rows.into_iter()
-            .map(|row| Ok::<_, pgrx::spi::Error>((row.get::<bool>(1)?, row.get::<String>(2)?)))
-            .next()
-            .transpose()
-    })?;
-    Ok(match found {
-        None => IndexState::Absent,
-        Some((Some(true), _)) => IndexState::Valid,
-        Some((_, name)) => IndexState::Invalid(name.unwrap_or_default()),
-    })
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace";
+        let invalid = |found: &[(bool, String)]| {
+            found
+                .iter()
+                .filter(|(valid, _)| !valid)
+                .map(|(_, name)| name.clone())
+                .collect()
+        };
+        Ok(match leftover {
+            Leftover::Index { table, index } => {
+                let found = indexes(
+                    &format!("{INDEXES} WHERE i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
+                                AND c.relname OPERATOR(pg_catalog.=) $2"),
+                    &[table.as_str().into(), index.as_deref().into()],
+                )?;
+                Found {
+                    finished: found.iter().any(|(valid, _)| *valid),
+                    invalid: invalid(&found),
+                }
+            }
+            // PostgreSQL names the copies of a rebuild <index>_ccnew and, once swapped, the old
+            // ones <index>_ccold, with a number when the name is taken.
+            Leftover::Rebuild { relation, is_index } => {
+                let table = if *is_index {
+                    "(SELECT x.indrelid FROM pg_catalog.pg_index x WHERE x.indexrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1))"
+                } else {
+                    "pg_catalog.to_regclass($1)"
+                };
+                let found = indexes(
+                    &format!(
+                        "{INDEXES} WHERE i.indrelid OPERATOR(pg_catalog.=) {table}
+                                AND c.relname OPERATOR(pg_catalog.~) '_cc(new|old)[0-9]*$'"
+                    ),
+                    &[relation.as_str().into()],
+                )?;
+                Found {
+                    finished: false,
+                    invalid: invalid(&found),
+                }
+            }
+            Leftover::Drop(names) => {
+                let found = indexes(
+                    &format!("{INDEXES} WHERE i.indexrelid OPERATOR(pg_catalog.=) ANY (
+                                SELECT pg_catalog.to_regclass(x) FROM pg_catalog.unnest($1::pg_catalog.text[]) x)"),
+                    &[names.clone().into()],
+                )?;
+                Found {
+                    finished: found.is_empty(),
+                    invalid: Vec::new(),
+                }
+            }
+        })
+    }
 }
