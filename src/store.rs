@@ -137,8 +137,9 @@ pub struct NewMigration<'a> {
     pub lane: Lane,
 }
 
-/// Runs the read-only `query` and gathers one value per row.
-fn select_rows<T, C: FromIterator<T>>(
+/// Runs the read-only `query` and gathers one value per row. Runs as whoever calls it: the
+/// lane reads the catalog with it as the caller.
+pub fn select_rows<T, C: FromIterator<T>>(
     query: &str,
     args: &[DatumWithOid<'_>],
     row: impl Fn(&SpiHeapTupleData<'_>) -> SpiResult<T>,
@@ -604,27 +605,51 @@ fn record_statement_event(
     duration_ms: Option<f64>,
     detail: &str,
 ) -> Result<(), MigrateError> {
+    insert_event(
+        project,
+        &migration.version,
+        event,
+        role,
+        Some(&migration.checksum),
+        detail,
+        duration_ms,
+        statement,
+    )
+}
+
+/// Appends one row to `migrate.events`.
+#[allow(clippy::too_many_arguments)]
+fn insert_event(
+    project: &str,
+    version: &str,
+    event: Event,
+    role: &str,
+    checksum: Option<&str>,
+    detail: &str,
+    duration_ms: Option<f64>,
+    statement: Option<usize>,
+) -> Result<(), MigrateError> {
     // Only a non-transactional migration has statements, and only tables that know the lane
     // hold one (see `tables_are_current`).
-    let (column, value) = if tables_are_current()? {
-        (", statement", ", $7")
+    let (column, value) = if statement.is_some() && tables_are_current()? {
+        (", statement", ", $8")
     } else {
         ("", "")
     };
     Spi::run_with_args(
         &format!(
             "INSERT INTO migrate.events (project, version, event, role, checksum, detail, duration_ms{column})
-             VALUES ($1, $2, $3, $4, $5, $6, $8{value})"
+             VALUES ($1, $2, $3, $4, $5, $6, $7{value})"
         ),
         &[
             project.into(),
-            migration.version.as_str().into(),
+            version.into(),
             event.as_str().into(),
             role.into(),
-            migration.checksum.as_str().into(),
+            checksum.into(),
             detail.into(),
-            statement.map(|number| number as i32).into(),
             duration_ms.into(),
+            statement.map(|number| number as i32).into(),
         ],
     )?;
     Ok(())
@@ -679,19 +704,7 @@ pub fn record_event(
     checksum: Option<&str>,
     detail: &str,
 ) -> Result<(), MigrateError> {
-    Spi::run_with_args(
-        "INSERT INTO migrate.events (project, version, event, role, checksum, detail)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            project.into(),
-            version.into(),
-            event.as_str().into(),
-            role.into(),
-            checksum.into(),
-            detail.into(),
-        ],
-    )?;
-    Ok(())
+    insert_event(project, version, event, role, checksum, detail, None, None)
 }
 
 /// The version keys of every registered migration of `project`.

@@ -196,20 +196,14 @@ struct Found {
 
 impl Found {
     fn of(leftover: &Leftover) -> Result<Found, MigrateError> {
-        let indexes =
-            |query: &str, args: &[DatumWithOid<'_>]| -> Result<Vec<(bool, String)>, MigrateError> {
-                Ok(Spi::connect(|client| {
-                    client
-                        .select(query, None, args)?
-                        .map(|row| {
-                            Ok((
-                                row.get::<bool>(1)?.unwrap_or(false),
-                                row.get::<String>(2)?.unwrap_or_default(),
-                            ))
-                        })
-                        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-                })?)
-            };
+        let indexes = |query: &str, args: &[DatumWithOid<'_>]| {
+            store::select_rows::<_, Vec<(bool, String)>>(query, args, |row| {
+                Ok((
+                    row.get::<bool>(1)?.unwrap_or(false),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                ))
+            })
+        };
         const INDEXES: &str =
             "SELECT i.indisvalid, pg_catalog.format('%I.%I', n.nspname, c.relname)
                FROM pg_catalog.pg_index i
