@@ -10,7 +10,8 @@ GRANT EXECUTE ON FUNCTION
     migrate.history(text),
     migrate.verify(text),
     migrate.plan(text, text),
-    migrate.plan_down(integer, text)
+    migrate.plan_down(integer, text),
+    migrate.tenants(text)
 TO migrate_reader;
 
 -- Deployer: registers, applies and reverts migrations. It needs no rights on the tables:
@@ -28,7 +29,9 @@ GRANT EXECUTE ON FUNCTION
     migrate.down_to(text, text),
     migrate.baseline(text, text),
     migrate.rehearse(text, text),
-    migrate.adopt(text, text)
+    migrate.adopt(text, text),
+    migrate.set_tenants(text[], text, integer, text),
+    migrate.unset_tenants(text)
 TO migrate_deployer;
 GRANT EXECUTE ON PROCEDURE migrate.apply(text, text), migrate.revert(integer, text) TO migrate_deployer;
 

@@ -61,7 +61,7 @@ mutant "deferred triggers left for the caller's commit" \
     'if deferred == DeferredChecks::AtBodyEnd && registrant != self.call.caller {' \
     privileges a_registrant_gains_nothing || status=1
 mutant "bookkeeping with the caller's search_path" \
-    'let setting = None;' \
+    'with_identity(role, &[], f)' \
     privileges hostile_search_paths || status=1
 mutant "holdable cursors allowed" \
     'let holdable = false;' \

@@ -34,12 +34,14 @@ CREATE TABLE migrate.events (
     duration_ms double precision,
     checksum    text,
     detail      text,
-    statement   integer
+    statement   integer,
+    tenant      text        NOT NULL DEFAULT ''
 );
 COMMENT ON TABLE migrate.events IS 'append-only history: register, update, up, down, failed, baseline, adopt, rehearse, and started and ran for each statement of a non-transactional migration';
-CREATE INDEX events_migration_idx ON migrate.events (project, version, id);
+CREATE INDEX events_migration_idx ON migrate.events (project, version, tenant, id);
 COMMENT ON COLUMN migrate.events.role IS 'role that acted (current_user of the call)';
 COMMENT ON COLUMN migrate.events.statement IS 'the statement (1-based) of a non-transactional migration the event is about';
+COMMENT ON COLUMN migrate.events.tenant IS 'the tenant schema an up, down or failed event happened in; empty for a project without tenants, and for register and update';
 
 CREATE TABLE migrate.applied (
     project     text             NOT NULL,
@@ -49,11 +51,13 @@ CREATE TABLE migrate.applied (
     applied_by  text             NOT NULL,
     duration_ms double precision NOT NULL,
     checksum    text             NOT NULL,
-    PRIMARY KEY (project, version),
+    tenant      text             NOT NULL DEFAULT '',
+    PRIMARY KEY (project, tenant, version),
     FOREIGN KEY (project, version) REFERENCES migrate.migrations (project, version)
 );
 COMMENT ON TABLE migrate.applied IS 'migrations applied now, kept beside the history; its primary key makes a second application impossible';
 COMMENT ON COLUMN migrate.applied.event_id IS 'the up event that applied it; orders migrations by application';
+COMMENT ON COLUMN migrate.applied.tenant IS 'the tenant schema it is applied in; empty for a project without tenants';
 
 CREATE TABLE migrate.repeatables (
     project       text        NOT NULL,
@@ -76,10 +80,24 @@ CREATE TABLE migrate.repeatable_events (
     at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     duration_ms double precision,
     checksum    text,
-    detail      text
+    detail      text,
+    tenant      text        NOT NULL DEFAULT ''
 );
 COMMENT ON TABLE migrate.repeatable_events IS 'append-only history of repeatable migrations: register, update, reapply, failed; numbered with migrate.events';
 CREATE INDEX repeatable_events_idx ON migrate.repeatable_events (project, name, id);
+
+CREATE TABLE migrate.tenant_sets (
+    project       text        PRIMARY KEY,
+    schemas       text[],
+    query         text,
+    canary        integer     NOT NULL DEFAULT 0 CHECK (canary >= 0),
+    configured_by text        NOT NULL,
+    configured_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK ((schemas IS NULL) <> (query IS NULL))
+);
+COMMENT ON TABLE migrate.tenant_sets IS 'projects that fan out over tenant schemas: each migration runs once in each tenant, with search_path set to it';
+COMMENT ON COLUMN migrate.tenant_sets.query IS 'a query whose first column names the tenant schemas, in order; run read-only as configured_by, with search_path = pg_catalog, pg_temp';
+COMMENT ON COLUMN migrate.tenant_sets.canary IS 'apply() runs the first canary tenants first, and stops before the rest when one of them fails';
 
 SELECT pg_catalog.pg_extension_config_dump('migrate.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.events', '');
@@ -87,3 +105,4 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.applied', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.repeatables', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.repeatable_events', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.tenant_sets', '');

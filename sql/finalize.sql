@@ -9,14 +9,32 @@ RETURNS TABLE (
     applied_at  timestamptz,
     applied_by  text,
     duration_ms double precision,
-    checksum    text
+    checksum    text,
+    tenant      text
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum
+    WITH histories AS MATERIALIZED (
+        -- each history of a project: its own (tenant ''), or, for one that fans out over
+        -- tenant schemas, each tenant's, in the order of its tenant set resolved now
+        SELECT p.project, ''::text AS tenant, 0::bigint AS position
+          FROM (SELECT m.project FROM migrate.migrations m
+                 WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
+                UNION
+                SELECT r.project FROM migrate.repeatables r
+                 WHERE $1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1) p
+         WHERE NOT EXISTS (SELECT FROM migrate.tenant_sets t WHERE t.project OPERATOR(pg_catalog.=) p.project)
+        UNION ALL
+        SELECT t.project, l.tenant, l.position
+          FROM migrate.tenant_sets t
+         CROSS JOIN LATERAL migrate.tenants(t.project) WITH ORDINALITY l(tenant, canary, position)
+         WHERE $1 IS NULL OR t.project OPERATOR(pg_catalog.=) $1
+    )
+    SELECT s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum,
+           NULLIF(s.tenant, '')
       FROM (
-        SELECT m.project, m.version, m.name,
+        SELECT m.project, h.tenant, h.position, m.version, m.name,
                CASE
                    WHEN a.version IS NOT NULL THEN 'applied'
                    -- failed until applied, or until its body is replaced (an update event);
@@ -25,6 +43,7 @@ AS $$
                    ELSE CASE (SELECT e.event FROM migrate.events e
                                WHERE e.project OPERATOR(pg_catalog.=) m.project
                                  AND e.version OPERATOR(pg_catalog.=) m.version
+                                 AND e.tenant OPERATOR(pg_catalog.=) ANY (ARRAY['', h.tenant])
                                  AND (m.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
                                ORDER BY e.id DESC LIMIT 1)
                             WHEN 'failed' THEN 'failed'
@@ -35,15 +54,16 @@ AS $$
                END AS state,
                a.applied_at, a.applied_by, a.duration_ms, m.checksum,
                false AS repeatable, a.event_id AS applied_order, m.version_key AS sort_key
-          FROM migrate.migrations m
+          FROM histories h
+          JOIN migrate.migrations m ON m.project OPERATOR(pg_catalog.=) h.project
           LEFT JOIN migrate.applied a
                  ON a.project OPERATOR(pg_catalog.=) m.project
+                AND a.tenant OPERATOR(pg_catalog.=) h.tenant
                 AND a.version OPERATOR(pg_catalog.=) m.version
-         WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
         UNION ALL
         -- repeatable migrations, after the versioned ones: applied while the body last run is
         -- the registered one, failed while its last run with that body failed
-        SELECT r.project, NULL, r.name,
+        SELECT r.project, h.tenant, h.position, NULL, r.name,
                CASE
                    WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'reapply' THEN 'applied'
                    WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
@@ -51,23 +71,25 @@ AS $$
                END,
                a.at, a.role, a.duration_ms, r.checksum,
                true, a.id, pg_catalog.convert_to(r.name, 'UTF8')
-          FROM migrate.repeatables r
+          FROM histories h
+          JOIN migrate.repeatables r ON r.project OPERATOR(pg_catalog.=) h.project
           LEFT JOIN LATERAL (SELECT e.event, e.checksum FROM migrate.repeatable_events e
                               WHERE e.project OPERATOR(pg_catalog.=) r.project
                                 AND e.name OPERATOR(pg_catalog.=) r.name
+                                AND e.tenant OPERATOR(pg_catalog.=) h.tenant
                                 AND e.event OPERATOR(pg_catalog.=) ANY ('{reapply,failed}')
                               ORDER BY e.id DESC LIMIT 1) l ON true
           LEFT JOIN LATERAL (SELECT e.id, e.at, e.role, e.duration_ms FROM migrate.repeatable_events e
                               WHERE e.project OPERATOR(pg_catalog.=) r.project
                                 AND e.name OPERATOR(pg_catalog.=) r.name
+                                AND e.tenant OPERATOR(pg_catalog.=) h.tenant
                                 AND e.event OPERATOR(pg_catalog.=) 'reapply'
                               ORDER BY e.id DESC LIMIT 1) a ON true
-         WHERE $1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1
       ) s
-     ORDER BY s.project, s.repeatable, s.applied_order NULLS LAST, s.sort_key
+     ORDER BY s.project, s.position, s.repeatable, s.applied_order NULLS LAST, s.sort_key
 $$;
 COMMENT ON FUNCTION migrate.status(text) IS
-    'one row per registered migration of a project (NULL: all), applied ones in apply order, then pending ones in version order, then the repeatable ones (version NULL) by name';
+    'one row per registered migration of a project (NULL: all) in each of its histories (its own, or each tenant''s), applied ones in apply order, then pending ones in version order, then the repeatable ones (version NULL) by name';
 
 CREATE FUNCTION migrate.history(project text DEFAULT NULL)
 RETURNS TABLE (
@@ -80,74 +102,83 @@ RETURNS TABLE (
     duration_ms double precision,
     checksum    text,
     detail      text,
-    statement   integer
+    statement   integer,
+    tenant      text
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT h.id, h.project, h.version, h.event, h.role, h.at, h.duration_ms, h.checksum, h.detail, h.statement
+    SELECT h.id, h.project, h.version, h.event, h.role, h.at, h.duration_ms, h.checksum, h.detail, h.statement,
+           NULLIF(h.tenant, '')
       FROM (
-        SELECT e.id, e.project, e.version, e.event, e.role, e.at, e.duration_ms, e.checksum, e.detail, e.statement
+        SELECT e.id, e.project, e.version, e.event, e.role, e.at, e.duration_ms, e.checksum, e.detail, e.statement, e.tenant
           FROM migrate.events e
          WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
         UNION ALL
         -- a repeatable migration's events name it where a versioned one's give the version
         SELECT e.id, e.project, e.name, 'repeatable ' OPERATOR(pg_catalog.||) e.event, e.role, e.at,
-               e.duration_ms, e.checksum, e.detail, NULL
+               e.duration_ms, e.checksum, e.detail, NULL, e.tenant
           FROM migrate.repeatable_events e
          WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
       ) h
      ORDER BY h.id
 $$;
 COMMENT ON FUNCTION migrate.history(text) IS
-    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration; a repeatable migration''s events give its name as version';
+    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration; tenant names the tenant schema an event happened in; a repeatable migration''s events give its name as version';
 
 CREATE FUNCTION migrate.verify(project text DEFAULT NULL)
 RETURNS TABLE (
     project text,
     version text,
     problem text,
-    detail  text
+    detail  text,
+    tenant  text
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH registered AS (
+    WITH bodies AS (
         SELECT m.project, m.version, m.name, m.up_sql, m.down_sql, m.version_key, m.checksum, m.transactional,
-               pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(m.up_sql, 'UTF8')), 'hex') AS body_checksum,
+               pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(m.up_sql, 'UTF8')), 'hex') AS body_checksum
+          FROM migrate.migrations m
+         WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
+    ), registered AS (
+        -- each migration in each of its histories (see status())
+        SELECT b.project, s.tenant, COALESCE(s.tenant, '') AS history, b.version, b.version_key, b.checksum,
                a.version IS NOT NULL AS applied, a.checksum AS applied_checksum, a.event_id,
                (SELECT e.event FROM migrate.events e
-                 WHERE e.project OPERATOR(pg_catalog.=) m.project
-                   AND e.version OPERATOR(pg_catalog.=) m.version
+                 WHERE e.project OPERATOR(pg_catalog.=) b.project
+                   AND e.version OPERATOR(pg_catalog.=) b.version
+                   AND e.tenant OPERATOR(pg_catalog.=) COALESCE(s.tenant, '')
                    AND e.event OPERATOR(pg_catalog.=) ANY ('{up,down,baseline}')
                  ORDER BY e.id DESC LIMIT 1) AS last_run,
                -- the state rule is status()'s alone
                s.state
-          FROM migrate.migrations m
+          FROM migrate.status($1) s
+          JOIN bodies b
+            ON b.project OPERATOR(pg_catalog.=) s.project
+           AND b.version OPERATOR(pg_catalog.=) s.version
           LEFT JOIN migrate.applied a
-                 ON a.project OPERATOR(pg_catalog.=) m.project
-                AND a.version OPERATOR(pg_catalog.=) m.version
-          JOIN migrate.status($1) s
-            ON s.project OPERATOR(pg_catalog.=) m.project
-           AND s.version OPERATOR(pg_catalog.=) m.version
-         WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
+                 ON a.project OPERATOR(pg_catalog.=) b.project
+                AND a.tenant OPERATOR(pg_catalog.=) COALESCE(s.tenant, '')
+                AND a.version OPERATOR(pg_catalog.=) b.version
     ), problems AS (
         -- a body stored before this release refused one of its statements
-        SELECT r.project, r.version, r.version_key, 0 AS rank, 'refused statement' AS problem, b.refusal AS detail
-          FROM registered r
-         CROSS JOIN LATERAL (VALUES (migrate.body_refusal(r.project, r.version, r.name, r.up_sql, 'up', r.transactional)),
-                                    (migrate.body_refusal(r.project, r.version, r.name, r.down_sql, 'down', r.transactional))) b(refusal)
-         WHERE b.refusal IS NOT NULL
+        SELECT b.project, NULL::text AS tenant, b.version, b.version_key, 0 AS rank, 'refused statement' AS problem, f.refusal AS detail
+          FROM bodies b
+         CROSS JOIN LATERAL (VALUES (migrate.body_refusal(b.project, b.version, b.name, b.up_sql, 'up', b.transactional)),
+                                    (migrate.body_refusal(b.project, b.version, b.name, b.down_sql, 'down', b.transactional))) f(refusal)
+         WHERE f.refusal IS NOT NULL
         UNION ALL
-        SELECT r.project, r.version, r.version_key, 1, 'body changed',
-               pg_catalog.format('the stored up body has checksum %s, registered as %s', r.body_checksum, r.checksum)
-          FROM registered r WHERE r.body_checksum OPERATOR(pg_catalog.<>) r.checksum
+        SELECT b.project, NULL, b.version, b.version_key, 1, 'body changed',
+               pg_catalog.format('the stored up body has checksum %s, registered as %s', b.body_checksum, b.checksum)
+          FROM bodies b WHERE b.body_checksum OPERATOR(pg_catalog.<>) b.checksum
         UNION ALL
-        SELECT r.project, r.version, r.version_key, 2, 'checksum mismatch',
+        SELECT r.project, r.tenant, r.version, r.version_key, 2, 'checksum mismatch',
                pg_catalog.format('applied with checksum %s, registered with %s', r.applied_checksum, r.checksum)
           FROM registered r WHERE r.applied AND r.applied_checksum OPERATOR(pg_catalog.<>) r.checksum
         UNION ALL
-        SELECT r.project, r.version, r.version_key, 3, 'history mismatch',
+        SELECT r.project, r.tenant, r.version, r.version_key, 3, 'history mismatch',
                CASE WHEN r.applied THEN 'applied, but the history does not show it applied'
                     ELSE 'not applied, but the history shows it applied' END
           FROM registered r
@@ -157,28 +188,30 @@ AS $$
                     WHERE e.id OPERATOR(pg_catalog.=) r.event_id
                       AND e.project OPERATOR(pg_catalog.=) r.project
                       AND e.version OPERATOR(pg_catalog.=) r.version
+                      AND e.tenant OPERATOR(pg_catalog.=) r.history
                       AND e.event OPERATOR(pg_catalog.=) ANY ('{up,baseline}')))
         UNION ALL
-        SELECT r.project, r.version, r.version_key, 4,
+        SELECT r.project, r.tenant, r.version, r.version_key, 4,
                CASE WHEN r.state OPERATOR(pg_catalog.=) ANY ('{failed,partial}') THEN r.state ELSE 'pending' END,
                CASE WHEN EXISTS (SELECT FROM registered n
-                                  WHERE n.project OPERATOR(pg_catalog.=) r.project AND n.applied
+                                  WHERE n.project OPERATOR(pg_catalog.=) r.project
+                                    AND n.history OPERATOR(pg_catalog.=) r.history AND n.applied
                                     AND n.version_key OPERATOR(pg_catalog.>) r.version_key)
                     THEN 'older than an applied migration: out of order'
                     ELSE 'not applied yet' END
           FROM registered r WHERE NOT r.applied
         UNION ALL
-        SELECT s.project, s.name, NULL, 5, 'repeatable ' OPERATOR(pg_catalog.||) s.state,
+        SELECT s.project, s.tenant, s.name, NULL, 5, 'repeatable ' OPERATOR(pg_catalog.||) s.state,
                'repeatable migration whose registered body has not run successfully'
           FROM migrate.status($1) s
          WHERE s.version IS NULL AND s.state OPERATOR(pg_catalog.<>) 'applied'
     )
-    SELECT p.project, p.version, p.problem, p.detail
+    SELECT p.project, p.version, p.problem, p.detail, p.tenant
       FROM problems p
-     ORDER BY p.project, p.version_key, p.rank
+     ORDER BY p.project, p.tenant NULLS FIRST, p.version_key, p.rank
 $$;
 COMMENT ON FUNCTION migrate.verify(text) IS
-    'what keeps a project (NULL: all) from being exactly its registered migrations, all applied: no rows when it is';
+    'what keeps a project (NULL: all) from being exactly its registered migrations, all applied (in each tenant, for one that fans out over tenant schemas): no rows when it is';
 
 -- Functions and procedures are executable by PUBLIC when created; none of these is. The README shows the
 -- GRANTs for a read-only role and a deployer role.

@@ -3,11 +3,13 @@
 
 use pgrx::prelude::*;
 
+use crate::call::Call;
 use crate::error::MigrateError;
 use crate::place::Project;
 use crate::postgres::lock::LockScope;
 use crate::runner;
 use crate::store::{self, Event, Migration};
+use crate::tenants;
 use crate::text::counted;
 use crate::version;
 
@@ -107,6 +109,12 @@ fn applied_versions(tool: &Tool) -> Result<Vec<String>, MigrateError> {
 }
 
 pub fn adopt(project: Project, tool: &str) -> Result<i32, MigrateError> {
+    // Another tool's history is of one schema.
+    tenants::refuse(
+        "migrate.adopt()",
+        &Call::reading(project.clone())?,
+        "adopt another tool's history",
+    )?;
     let tool = TOOLS
         .iter()
         .find(|t| t.name == tool)
@@ -156,9 +164,7 @@ pub fn adopt(project: Project, tool: &str) -> Result<i32, MigrateError> {
         );
     }
     match adopted {
-        Some((call, migrations, recorder)) => {
-            runner::mark_applied(&call, &recorder, &migrations, Event::Adopt)
-        }
+        Some(prepared) => runner::mark_applied(prepared, Event::Adopt),
         None => Ok(0),
     }
 }

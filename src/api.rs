@@ -13,7 +13,7 @@ use crate::error::{ErrorParts, MigrateError};
 use crate::place::{Body, Lane, Place, Project};
 use crate::postgres::transaction;
 use crate::runner::select::Revert;
-use crate::{adopt, parse, plan, registry, rehearse, runner};
+use crate::{adopt, parse, plan, registry, rehearse, runner, tenants};
 
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateError> {
     value.ok_or(MigrateError::NullArgument { argument })
@@ -70,6 +70,41 @@ fn register_repeatable(
         registry::register_repeatable("migrate.register_repeatable()", &project, name, body)?
             .as_str(),
     )
+}
+
+/// Makes `project` fan out over tenant schemas, given as a list (`schemas`) or as a query
+/// whose first column names them (`query`, run as the caller whenever a call starts): each
+/// migration then runs once in each tenant, with `search_path` set to it. `apply()` runs the
+/// first `canary` tenants first, and stops when one of them fails. Returns how many tenants
+/// the set names now.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_tenants(
+    schemas: default!(Option<Vec<Option<String>>>, "NULL"),
+    query: default!(Option<&str>, "NULL"),
+    canary: default!(Option<i32>, 0),
+    project: default!(Option<&str>, "'default'"),
+) -> Result<i32, ErrorReport> {
+    let canary = required(canary, "canary")?;
+    Ok(tenants::set(
+        self::project(project)?,
+        schemas,
+        query,
+        canary,
+    )?)
+}
+
+/// Makes `project` a project of one schema again; returns whether it had a tenant set.
+#[pg_extern(volatile, parallel_unsafe)]
+fn unset_tenants(project: default!(Option<&str>, "'default'")) -> Result<bool, ErrorReport> {
+    Ok(tenants::unset(self::project(project)?)?)
+}
+
+/// The tenant schemas of `project`, resolved now, in the order calls run them.
+#[pg_extern(stable, parallel_unsafe)]
+fn tenants(
+    project: default!(Option<&str>, "'default'"),
+) -> Result<TableIterator<'static, (name!(tenant, String), name!(canary, bool))>, ErrorReport> {
+    Ok(TableIterator::new(tenants::list(self::project(project)?)?))
 }
 
 /// Stores one migration from a file in the dbmate layout (`-- migrate:up`, `-- migrate:down`).

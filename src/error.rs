@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 
 use crate::place::{Body, Place, Project};
 use crate::postgres::backend;
-use crate::text::{quoted_list, shortened};
+use crate::text::{counted, quoted_list, shortened};
 use crate::version::{InvalidLabel, MAX_NAME_LEN, MAX_PROJECT_LEN, MAX_VERSION_LEN};
 
 /// The parts of an error as the client sees them: of one the server raised and we caught (pgrx
@@ -213,7 +213,50 @@ pub enum MigrateError {
         holder: Option<i32>,
     },
     /// A non-transactional or repeatable migration, for tables of a release before them.
-    ExtensionNotUpdated,
+    /// The tables are an earlier release's; `needs` says what needs this one's.
+    ExtensionNotUpdated {
+        needs: &'static str,
+    },
+    /// `set_tenants` with neither or both of a list and a query.
+    TenantSetArguments,
+    NegativeCanary {
+        canary: i32,
+    },
+    /// Tenant schemas of a project's set that do not exist.
+    MissingTenants {
+        project: Project,
+        schemas: Vec<String>,
+    },
+    /// The tenant query of a project returned a NULL schema name.
+    NullTenant {
+        project: Project,
+    },
+    /// The role that configured a project's tenant set, whose query runs as it, is gone.
+    UnknownConfigurer {
+        project: Project,
+        role: String,
+    },
+    /// A project that has history outside tenant schemas cannot fan out (or stop fanning out)
+    /// without losing track of what is applied where.
+    TenantHistory {
+        project: Project,
+        /// Whether the history is in tenants (unsetting) or outside them (setting).
+        in_tenants: bool,
+    },
+    /// What does not fan out over tenants yet.
+    NotInTenants {
+        function: &'static str,
+        project: Project,
+        what: &'static str,
+    },
+    /// Migrations failed in some tenants of a project under `apply()`; the others were applied.
+    TenantsFailed {
+        project: Project,
+        failures: Vec<(String, ErrorParts)>,
+        tenants: usize,
+        /// Tenants not started because a canary tenant failed.
+        not_started: usize,
+    },
     IsolationLevel {
         function: &'static str,
         level: &'static str,
@@ -478,12 +521,85 @@ impl From<MigrateError> for ErrorParts {
             )
             .detail(format!("Waiting inside {function} would hold a snapshot, and CREATE INDEX CONCURRENTLY waits for every older snapshot."))
             .hint("Use CALL migrate.apply(), which waits without one, or try again when it has finished."),
-            ExtensionNotUpdated => report(
+            ExtensionNotUpdated { needs } => report(
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                "the migrations extension of this database is not updated to 0.3.0".to_owned(),
+                format!("the migrations extension of this database is not updated to {}", env!("CARGO_PKG_VERSION")),
             )
-            .detail("Non-transactional and repeatable migrations need the tables 0.3.0 added; the library is 0.3.0 already.")
+            .detail(format!("{needs} the tables of a later release; the library is {} already.", env!("CARGO_PKG_VERSION")))
             .hint("Run ALTER EXTENSION migrations UPDATE."),
+            TenantSetArguments => report(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                "exactly one of schemas and query must be given".to_owned(),
+            )
+            .hint("Give the tenant schemas as a list (schemas => ARRAY['tenant_a', 'tenant_b']) or as a query whose first column names them (query => 'SELECT ...')."),
+            NegativeCanary { canary } => report(ERRCODE_INVALID_PARAMETER_VALUE, format!("canary must not be negative, got {canary}")),
+            MissingTenants { project, schemas } => report(
+                ERRCODE_INVALID_SCHEMA_NAME,
+                format!("tenant {} {}{} {} not exist", if schemas.len() == 1 { "schema" } else { "schemas" },
+                    quoted_list(&schemas), project.mention("of"), if schemas.len() == 1 { "does" } else { "do" }),
+            )
+            .detail("Nothing was run in any tenant.")
+            .hint("Create the schemas, or change the tenant set with migrate.set_tenants()."),
+            NullTenant { project } => report(
+                ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("the tenant query{} returned a null schema name", project.mention("of")),
+            )
+            .detail("Nothing was run in any tenant."),
+            UnknownConfigurer { project, role } => report(
+                ERRCODE_UNDEFINED_OBJECT,
+                format!("role \"{role}\" that set the tenants{} does not exist", project.mention("of")),
+            )
+            .hint("The tenant query runs as the role that set it; call migrate.set_tenants() again as an existing role."),
+            TenantHistory { project, in_tenants: false } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("project \"{}\" has migrations applied outside tenant schemas", &*project),
+            )
+            .detail("Its history says what is applied in one schema; spread over tenants, it would say nothing about any of them.")
+            .hint("Give the tenant migrations a project of their own, or revert the applied ones first."),
+            TenantHistory { project, in_tenants: true } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("project \"{}\" has migrations applied in tenant schemas", &*project),
+            )
+            .detail("Without its tenant set, nothing would say what is applied in each tenant.")
+            .hint("Change the set with migrate.set_tenants() instead, or revert the applied migrations first."),
+            NotInTenants { function, project, what } => report(
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("{function} cannot {what} in tenant schemas"),
+            )
+            .detail(format!("Project \"{}\" fans out over tenant schemas (see migrate.tenants()).", &*project))
+            .hint("status() shows each tenant's state; up(), apply(), down(), revert() and baseline() work in every tenant."),
+            TenantsFailed { project, failures, tenants, not_started } => {
+                let code = failures.first().map_or(ERRCODE_INTERNAL_ERROR, |(_, error)| error.code);
+                // As quoted_list does: a thousand failed tenants keep the message readable.
+                const SHOWN: usize = 20;
+                let mut detail: Vec<String> = failures
+                    .iter()
+                    .take(SHOWN)
+                    .map(|(tenant, error)| {
+                        let mut line = format!("Tenant \"{tenant}\": {}", error.message);
+                        if let Some(more) = &error.detail {
+                            line.push('\n');
+                            line.push_str(more);
+                        }
+                        line
+                    })
+                    .collect();
+                if failures.len() > SHOWN {
+                    detail.push(format!("And {} more: status() lists them.", counted(failures.len() - SHOWN, "tenant")));
+                }
+                if not_started > 0 {
+                    detail.push(format!(
+                        "A canary tenant failed: {} not started.",
+                        counted(not_started, "other tenant")
+                    ));
+                }
+                report(
+                    code,
+                    format!("migrations failed in {} of {}{}", failures.len(), counted(tenants, "tenant"), project.mention("of")),
+                )
+                .detail(detail.join("\n"))
+                .hint("The other tenants' migrations were applied and committed. status() shows each tenant's state; once the cause is fixed, CALL migrate.apply() again: each tenant resumes where it stopped.")
+            }
             IsolationLevel { function, level } => report(
                 ERRCODE_INVALID_TRANSACTION_STATE,
                 format!("{function} must run in a READ COMMITTED transaction"),

@@ -25,6 +25,7 @@ mod rehearse;
 mod runner;
 mod script;
 mod store;
+mod tenants;
 mod text;
 mod version;
 

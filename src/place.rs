@@ -9,24 +9,53 @@ use crate::version::{self, InvalidLabel};
 /// The project a call works on when it names none.
 pub const DEFAULT_PROJECT: &str = "default";
 
-/// A project name that passed `version::check_project`.
+/// A project name that passed `version::check_project`, and, for a project that fans out over
+/// tenant schemas, the one tenant a part of a call works on: each tenant has a history of its
+/// own.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Project(String);
+pub struct Project {
+    name: String,
+    tenant: Option<String>,
+}
 
 impl Project {
     pub fn new(name: &str) -> Result<Self, InvalidLabel> {
         version::check_project(name)?;
-        Ok(Project(name.to_owned()))
+        Ok(Project {
+            name: name.to_owned(),
+            tenant: None,
+        })
+    }
+
+    /// The same project in tenant schema `tenant`.
+    pub fn in_tenant(&self, tenant: &str) -> Project {
+        Project {
+            name: self.name.clone(),
+            tenant: Some(tenant.to_owned()),
+        }
+    }
+
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// The `tenant` column of the history: empty outside tenants.
+    pub fn tenant_key(&self) -> &str {
+        self.tenant().unwrap_or_default()
     }
 
     /// ` <preposition> project "name"`, or nothing for the default project: messages name the
-    /// project only where there is more than one.
+    /// project only where there is more than one; then ` in tenant "schema"` in a tenant.
     pub fn mention(&self, preposition: &str) -> String {
-        if self.0 == DEFAULT_PROJECT {
+        let mut mention = if self.name == DEFAULT_PROJECT {
             String::new()
         } else {
-            format!(" {preposition} project \"{}\"", self.0)
+            format!(" {preposition} project \"{}\"", self.name)
+        };
+        if let Some(tenant) = &self.tenant {
+            mention.push_str(&format!(" in tenant \"{tenant}\""));
         }
+        mention
     }
 }
 
@@ -34,7 +63,7 @@ impl Deref for Project {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 

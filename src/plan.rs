@@ -6,6 +6,7 @@ use crate::parse;
 use crate::place::{Body, Project};
 use crate::runner::select::{self, Revert};
 use crate::store::Migration;
+use crate::tenants;
 
 /// step, direction, version, name, sql, and whether it runs in one transaction.
 pub type Step = (i32, String, String, String, Option<String>, bool);
@@ -15,11 +16,13 @@ pub type Step = (i32, String, String, String, Option<String>, bool);
 /// the checks the runner makes before running it: a body stored by an earlier release may hold
 /// a statement this one refuses.
 fn steps(
+    function: &'static str,
     project: Project,
     direction: Body,
     pick: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Vec<Step>, MigrateError> {
     let call = Call::reading(project)?;
+    tenants::refuse(function, &call, "plan migrations")?;
     let migrations = call.as_owner(|| pick(&call.project))?;
     migrations
         .into_iter()
@@ -45,13 +48,13 @@ fn steps(
 }
 
 pub fn plan(project: Project, target: Option<&str>) -> Result<Vec<Step>, MigrateError> {
-    steps(project, Body::Up, |project| {
+    steps("migrate.plan()", project, Body::Up, |project| {
         select::to_run_up(project, target)
     })
 }
 
 pub fn plan_down(project: Project, steps_back: i32) -> Result<Vec<Step>, MigrateError> {
-    steps(project, Body::Down, |project| {
+    steps("migrate.plan_down()", project, Body::Down, |project| {
         select::to_revert(project, Revert::Last(steps_back))
     })
 }

@@ -11,6 +11,7 @@ use crate::postgres::transaction;
 use crate::runner::execute::{DeferredChecks, Executor};
 use crate::runner::select;
 use crate::store::{self, Event, Migration};
+use crate::tenants;
 use crate::text::counted;
 
 /// One row of `migrate.rehearse()`.
@@ -27,6 +28,7 @@ pub struct Outcome {
 pub fn rehearse(project: Project, target: Option<&str>) -> Result<Vec<Outcome>, MigrateError> {
     const FUNCTION: &str = "migrate.rehearse()";
     let mut call = Call::locked_outside_lane(FUNCTION, project, LockScope::Transaction)?;
+    tenants::refuse(FUNCTION, &call, "rehearse migrations")?;
     let (mut pending, downs) = call.as_owner(|| {
         Ok((
             select::to_apply(&call.project, target)?,

@@ -14,35 +14,67 @@ use pgrx::spi::{OwnedPreparedStatement, SpiHeapTupleData, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{ErrorParts, MigrateError};
-use crate::place::{Body, Lane};
+use crate::place::{Body, Lane, Project};
 
-thread_local! {
-    static CURRENT_TABLES: Cell<Option<bool>> = const { Cell::new(None) };
+/// Which release's tables a database holds. A database whose extension is not updated yet
+/// keeps working with this library, doing what its tables can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Tables {
+    /// Before 0.3.0: transactional versioned migrations only.
+    Early,
+    /// 0.3.0: the lane's columns, and the tables of repeatable migrations.
+    Lanes,
+    /// 0.4.0 on: the tenant columns and `migrate.tenant_sets` too.
+    Tenants,
 }
 
-/// Whether the tables are this release's: 0.3.0 added the lane's columns and the tables of
-/// repeatable migrations. A database whose extension is not updated yet keeps working with
-/// this library, with transactional versioned migrations only. Read once per transaction: the
-/// update's ALTER TABLE waits for every transaction that has read the tables.
-fn tables_are_current() -> Result<bool, MigrateError> {
-    if let Some(known) = CURRENT_TABLES.get() {
+thread_local! {
+    static TABLES: Cell<Option<Tables>> = const { Cell::new(None) };
+}
+
+/// The tables of this database, read once per transaction: the update's ALTER TABLE waits for
+/// every transaction that has read the tables.
+fn tables() -> Result<Tables, MigrateError> {
+    if let Some(known) = TABLES.get() {
         return Ok(known);
     }
-    let known = select_row(
+    let (lanes, tenants) = select_row(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a
                          WHERE a.attrelid = 'migrate.migrations'::pg_catalog.regclass
-                           AND a.attname = 'transactional' AND NOT a.attisdropped)",
+                           AND a.attname = 'transactional' AND NOT a.attisdropped),
+                EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid = 'migrate.applied'::pg_catalog.regclass
+                           AND a.attname = 'tenant' AND NOT a.attisdropped)",
         &[],
-        |row| Ok(row.get::<bool>(1)?.unwrap_or_default()),
+        |row| {
+            Ok((
+                row.get::<bool>(1)?.unwrap_or_default(),
+                row.get::<bool>(2)?.unwrap_or_default(),
+            ))
+        },
     )?
     .unwrap_or_default();
-    CURRENT_TABLES.set(Some(known));
+    let known = match (lanes, tenants) {
+        (_, true) => Tables::Tenants,
+        (true, false) => Tables::Lanes,
+        (false, false) => Tables::Early,
+    };
+    TABLES.set(Some(known));
     Ok(known)
 }
 
-/// Forgets what `tables_are_current` read, at the end of each transaction.
+fn tables_are_current() -> Result<bool, MigrateError> {
+    Ok(tables()? >= Tables::Lanes)
+}
+
+/// Whether the tables know tenants (0.4.0 on).
+pub fn tables_know_tenants() -> Result<bool, MigrateError> {
+    Ok(tables()? == Tables::Tenants)
+}
+
+/// Forgets what `tables` read, at the end of each transaction.
 pub fn forget_tables() {
-    CURRENT_TABLES.set(None);
+    TABLES.set(None);
 }
 
 /// The `transactional` column of migration `m`, or what it would hold before it existed.
@@ -54,12 +86,45 @@ fn transactional_column() -> Result<&'static str, MigrateError> {
     })
 }
 
+/// The `tenant` column of the history table aliased `alias`, or what it would hold before it
+/// existed: a project without tenants.
+fn tenant_column(alias: &str) -> Result<String, MigrateError> {
+    Ok(if tables_know_tenants()? {
+        format!("{alias}.tenant")
+    } else {
+        "''::text".to_owned()
+    })
+}
+
+/// `, tenant` and `, $parameter` for an INSERT into a history table, or nothing before the
+/// column existed.
+fn tenant_insert(parameter: usize) -> Result<(&'static str, String), MigrateError> {
+    Ok(if tables_know_tenants()? {
+        (", tenant", format!(", ${parameter}"))
+    } else {
+        ("", String::new())
+    })
+}
+
 /// Refuses what only the tables of 0.3.0 on can hold.
 fn needs_current_tables() -> Result<(), MigrateError> {
     if tables_are_current()? {
         Ok(())
     } else {
-        Err(MigrateError::ExtensionNotUpdated)
+        Err(MigrateError::ExtensionNotUpdated {
+            needs: "Non-transactional and repeatable migrations need",
+        })
+    }
+}
+
+/// Refuses what only the tables of 0.4.0 on can hold.
+pub fn needs_tenant_tables() -> Result<(), MigrateError> {
+    if tables_know_tenants()? {
+        Ok(())
+    } else {
+        Err(MigrateError::ExtensionNotUpdated {
+            needs: "Tenant schemas need",
+        })
     }
 }
 
@@ -166,19 +231,24 @@ fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
 }
 
 /// The repeatable migrations of `project` whose body is not the one last run, by name.
-pub fn repeatables_due(project: &str) -> Result<Vec<Migration>, MigrateError> {
+pub fn repeatables_due(project: &Project) -> Result<Vec<Migration>, MigrateError> {
     if !tables_are_current()? {
         return Ok(Vec::new());
     }
-    select_rows(
+    let query = format!(
         "SELECT r.name, r.body, r.checksum, r.registered_by FROM migrate.repeatables r
           WHERE r.project = $1
             AND r.checksum IS DISTINCT FROM (
                 SELECT e.checksum FROM migrate.repeatable_events e
                  WHERE e.project = r.project AND e.name = r.name AND e.event = 'reapply'
+                   AND {} = $2
                  ORDER BY e.id DESC LIMIT 1)
           ORDER BY r.name COLLATE \"C\"",
-        &[project.into()],
+        tenant_column("e")?
+    );
+    select_rows(
+        &query,
+        &[(**project).into(), project.tenant_key().into()],
         |row| {
             Ok(Migration {
                 version: row.get(1)?.unwrap_or_default(),
@@ -246,24 +316,28 @@ pub fn store_repeatable(
 
 /// Appends an event (`reapply` or `failed`) of a repeatable migration.
 fn record_repeatable_event(
-    project: &str,
+    project: &Project,
     migration: &Migration,
     role: &str,
     event: &str,
     duration_ms: Option<f64>,
     detail: Option<&str>,
 ) -> Result<(), MigrateError> {
+    let (column, value) = tenant_insert(8)?;
     Spi::run_with_args(
-        "INSERT INTO migrate.repeatable_events (project, name, event, role, duration_ms, checksum, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &format!(
+            "INSERT INTO migrate.repeatable_events (project, name, event, role, duration_ms, checksum, detail{column})
+             VALUES ($1, $2, $3, $4, $5, $6, $7{value})"
+        ),
         &[
-            project.into(),
+            (**project).into(),
             migration.version.as_str().into(),
             event.into(),
             role.into(),
             duration_ms.into(),
             migration.checksum.as_str().into(),
             detail.into(),
+            project.tenant_key().into(),
         ],
     )?;
     Ok(())
@@ -271,7 +345,7 @@ fn record_repeatable_event(
 
 /// Records that the repeatable `migration` ran, in `duration_ms`.
 pub fn record_reapplied(
-    project: &str,
+    project: &Project,
     migration: &Migration,
     role: &str,
     duration_ms: f64,
@@ -284,11 +358,14 @@ fn first_text(row: &SpiHeapTupleData<'_>) -> SpiResult<String> {
     Ok(row.get::<String>(1)?.unwrap_or_default())
 }
 
-/// The versions of `project`'s applied migrations.
-fn applied_versions(project: &str) -> Result<HashSet<String>, MigrateError> {
+/// The versions of `project`'s applied migrations (in its tenant).
+fn applied_versions(project: &Project) -> Result<HashSet<String>, MigrateError> {
     select_rows(
-        "SELECT a.version FROM migrate.applied a WHERE a.project = $1",
-        &[project.into()],
+        &format!(
+            "SELECT a.version FROM migrate.applied a WHERE a.project = $1 AND {} = $2",
+            tenant_column("a")?
+        ),
+        &[(**project).into(), project.tenant_key().into()],
         first_text,
     )
 }
@@ -328,13 +405,13 @@ fn migrations_named(
 // the number of migrations: 3.8 s for a no-op up() of 5,000.
 
 /// Pending migrations of `project`, in version order, up to `up_to` (a version key) if given.
-pub fn pending(project: &str, up_to: Option<&[u8]>) -> Result<Vec<Migration>, MigrateError> {
+pub fn pending(project: &Project, up_to: Option<&[u8]>) -> Result<Vec<Migration>, MigrateError> {
     let applied = applied_versions(project)?;
     let pending: Vec<String> = select_rows::<String, Vec<String>>(
         "SELECT m.version FROM migrate.migrations m
           WHERE m.project = $1 AND ($2::bytea IS NULL OR m.version_key <= $2)
           ORDER BY m.version_key",
-        &[project.into(), up_to.into()],
+        &[(**project).into(), up_to.into()],
         first_text,
     )?
     .into_iter()
@@ -346,7 +423,7 @@ pub fn pending(project: &str, up_to: Option<&[u8]>) -> Result<Vec<Migration>, Mi
 /// Applied migrations of `project`, most recently applied first: those above version key
 /// `above` when given, at most `limit` when given.
 pub fn applied_newest_first(
-    project: &str,
+    project: &Project,
     above: Option<&[u8]>,
     limit: Option<i64>,
 ) -> Result<Vec<Migration>, MigrateError> {
@@ -355,14 +432,18 @@ pub fn applied_newest_first(
             select_rows(
                 "SELECT m.version FROM migrate.migrations m
                   WHERE m.project = $1 AND m.version_key > $2",
-                &[project.into(), key.into()],
+                &[(**project).into(), key.into()],
                 first_text,
             )
         })
         .transpose()?;
     let newest_first: Vec<String> = select_rows::<String, Vec<String>>(
-        "SELECT a.version FROM migrate.applied a WHERE a.project = $1 ORDER BY a.event_id DESC",
-        &[project.into()],
+        &format!(
+            "SELECT a.version FROM migrate.applied a WHERE a.project = $1 AND {} = $2
+              ORDER BY a.event_id DESC",
+            tenant_column("a")?
+        ),
+        &[(**project).into(), project.tenant_key().into()],
         first_text,
     )?
     .into_iter()
@@ -372,8 +453,20 @@ pub fn applied_newest_first(
     migrations_named(project, newest_first, Body::Down)
 }
 
+/// Whether migrations of `project` are applied in tenant schemas (`in_tenants`), or outside
+/// them.
+pub fn has_applied(project: &str, in_tenants: bool) -> Result<bool, MigrateError> {
+    Ok(select_row(
+        "SELECT EXISTS (SELECT FROM migrate.applied a
+                         WHERE a.project = $1 AND (a.tenant <> '') = $2)",
+        &[project.into(), in_tenants.into()],
+        |row| Ok(row.get::<bool>(1)?.unwrap_or_default()),
+    )?
+    .unwrap_or_default())
+}
+
 /// The first row `query` returns, if any.
-fn select_row<T>(
+pub fn select_row<T>(
     query: &str,
     args: &[DatumWithOid<'_>],
     row: impl Fn(&SpiHeapTupleData<'_>) -> SpiResult<T>,
@@ -384,15 +477,19 @@ fn select_row<T>(
 }
 
 /// The applied migration of `project` with the highest version, as (version, version key).
-pub fn highest_applied(project: &str) -> Result<Option<(String, Vec<u8>)>, MigrateError> {
-    select_row(
+pub fn highest_applied(project: &Project) -> Result<Option<(String, Vec<u8>)>, MigrateError> {
+    let query = format!(
         "SELECT m.version, m.version_key
            FROM migrate.applied a
            JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
-          WHERE a.project = $1
+          WHERE a.project = $1 AND {} = $2
           ORDER BY m.version_key DESC
           LIMIT 1",
-        &[project.into()],
+        tenant_column("a")?
+    );
+    select_row(
+        &query,
+        &[(**project).into(), project.tenant_key().into()],
         |row| {
             Ok((
                 row.get(1)?.unwrap_or_default(),
@@ -553,7 +650,7 @@ pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<
 /// Records that `migration` failed with `error`, in its statement `statement` when it is
 /// non-transactional; `apply` commits it before raising the error.
 pub fn record_failed(
-    project: &str,
+    project: &Project,
     migration: &Migration,
     role: &str,
     error: &ErrorParts,
@@ -577,7 +674,7 @@ pub fn record_failed(
 /// Records that statement `statement` of the non-transactional `migration` started (`Started`),
 /// or ran in `duration_ms` (`Ran`); `detail` says which it is.
 pub fn record_statement(
-    project: &str,
+    project: &Project,
     migration: &Migration,
     role: &str,
     event: Event,
@@ -597,7 +694,7 @@ pub fn record_statement(
 }
 
 fn record_statement_event(
-    project: &str,
+    project: &Project,
     migration: &Migration,
     role: &str,
     event: Event,
@@ -620,7 +717,7 @@ fn record_statement_event(
 /// Appends one row to `migrate.events`.
 #[allow(clippy::too_many_arguments)]
 fn insert_event(
-    project: &str,
+    project: &Project,
     version: &str,
     event: Event,
     role: &str,
@@ -636,13 +733,14 @@ fn insert_event(
     } else {
         ("", "")
     };
+    let (tenant, tenant_value) = tenant_insert(9)?;
     Spi::run_with_args(
         &format!(
-            "INSERT INTO migrate.events (project, version, event, role, checksum, detail, duration_ms{column})
-             VALUES ($1, $2, $3, $4, $5, $6, $7{value})"
+            "INSERT INTO migrate.events (project, version, event, role, checksum, detail, duration_ms{column}{tenant})
+             VALUES ($1, $2, $3, $4, $5, $6, $7{value}{tenant_value})"
         ),
         &[
-            project.into(),
+            (**project).into(),
             version.into(),
             event.as_str().into(),
             role.into(),
@@ -650,6 +748,7 @@ fn insert_event(
             detail.into(),
             duration_ms.into(),
             statement.map(|number| number as i32).into(),
+            project.tenant_key().into(),
         ],
     )?;
     Ok(())
@@ -697,7 +796,7 @@ pub fn progress(project: &str, version: &str) -> Result<Progress, MigrateError> 
 
 /// Appends one event that is not about applying or reverting a migration.
 pub fn record_event(
-    project: &str,
+    project: &Project,
     version: &str,
     event: Event,
     role: &str,
@@ -749,25 +848,34 @@ const FLOAT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::FLOAT8OID);
 
 impl Recorder {
     pub fn new() -> Result<Self, MigrateError> {
+        let (column, value) = tenant_insert(7)?;
+        let (down_column, down_value) = tenant_insert(6)?;
+        let tenant = tenant_column("a")?;
         Ok(Spi::connect_mut(|client| {
             let up = client
                 .prepare_mut(
-                    "WITH e AS (
-                         INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum)
-                         VALUES ($1, $2, $6, $3, $4, $5)
-                         RETURNING id, at)
-                     INSERT INTO migrate.applied (project, version, event_id, applied_at, applied_by, duration_ms, checksum)
-                     SELECT $1, $2, e.id, e.at, $3, $4, $5 FROM e",
-                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT, TEXT],
+                    &format!(
+                        "WITH e AS (
+                             INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum{column})
+                             VALUES ($1, $2, $6, $3, $4, $5{value})
+                             RETURNING id, at)
+                         INSERT INTO migrate.applied (project, version, event_id, applied_at, applied_by, duration_ms, checksum{column})
+                         SELECT $1, $2, e.id, e.at, $3, $4, $5{value} FROM e"
+                    ),
+                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT, TEXT, TEXT],
                 )?
                 .keep();
             let down = client
                 .prepare_mut(
-                    "WITH a AS (
-                         DELETE FROM migrate.applied WHERE project = $1 AND version = $2 RETURNING checksum)
-                     INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum)
-                     SELECT $1, $2, $5, $3, $4, a.checksum FROM a",
-                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT],
+                    &format!(
+                        "WITH a AS (
+                             DELETE FROM migrate.applied a
+                              WHERE a.project = $1 AND a.version = $2 AND {tenant} = $6
+                             RETURNING a.checksum)
+                         INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum{down_column})
+                         SELECT $1, $2, $5, $3, $4, a.checksum{down_value} FROM a"
+                    ),
+                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT, TEXT],
                 )?
                 .keep();
             Ok::<_, pgrx::spi::Error>(Recorder { up, down })
@@ -777,7 +885,7 @@ impl Recorder {
     /// Records `migration` applied: by running it (`up`), or by `baseline`.
     fn record_applied(
         &self,
-        project: &str,
+        project: &Project,
         migration: &Migration,
         role: &str,
         duration_ms: f64,
@@ -789,12 +897,13 @@ impl Recorder {
                     &self.up,
                     None,
                     &[
-                        project.into(),
+                        (**project).into(),
                         migration.version.as_str().into(),
                         role.into(),
                         duration_ms.into(),
                         migration.checksum.as_str().into(),
                         event.as_str().into(),
+                        project.tenant_key().into(),
                     ],
                 )
                 .map(|_| ())
@@ -804,7 +913,7 @@ impl Recorder {
 
     pub fn applied(
         &self,
-        project: &str,
+        project: &Project,
         migration: &Migration,
         role: &str,
         duration_ms: f64,
@@ -815,7 +924,7 @@ impl Recorder {
     /// Records `migration` applied without running it (`event`: `Baseline`, `Adopt`).
     pub fn marked_applied(
         &self,
-        project: &str,
+        project: &Project,
         migration: &Migration,
         role: &str,
         event: Event,
@@ -825,7 +934,7 @@ impl Recorder {
 
     pub fn reverted(
         &self,
-        project: &str,
+        project: &Project,
         migration: &Migration,
         role: &str,
         duration_ms: f64,
@@ -836,11 +945,12 @@ impl Recorder {
                     &self.down,
                     None,
                     &[
-                        project.into(),
+                        (**project).into(),
                         migration.version.as_str().into(),
                         role.into(),
                         duration_ms.into(),
                         Event::Down.as_str().into(),
+                        project.tenant_key().into(),
                     ],
                 )
                 .map(|_| ())

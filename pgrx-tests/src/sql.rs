@@ -20,18 +20,20 @@ pub fn snapshot(client: &mut Client) -> Vec<String> {
         "SELECT s::text FROM migrate.status() s",
         HISTORY,
         REGISTRY,
-        "SELECT a::text FROM migrate.applied a ORDER BY project, version",
+        "SELECT (a.project, a.version, a.event_id, a.applied_at, a.applied_by, a.duration_ms, a.checksum)::text
+           FROM migrate.applied a ORDER BY project, version",
     ];
     text_rows(client, &queries)
 }
 
 /// Whether the columns a release added hold what an earlier release's rows mean: every
-/// migration transactional, no event about a statement.
+/// migration transactional, no event about a statement, nothing in a tenant.
 pub fn later_columns_hold_defaults(client: &mut Client) -> bool {
     count(
         client,
         "SELECT (SELECT count(*) FROM migrate.migrations WHERE NOT transactional)
-              + (SELECT count(*) FROM migrate.events WHERE statement IS NOT NULL)",
+              + (SELECT count(*) FROM migrate.events WHERE statement IS NOT NULL OR tenant <> '')
+              + (SELECT count(*) FROM migrate.applied WHERE tenant <> '')",
     ) == 0
 }
 

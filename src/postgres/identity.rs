@@ -26,19 +26,15 @@ pub fn current_role() -> (pg_sys::Oid, String) {
 }
 
 /// Runs `f` as `role` (when it is not the caller) the way SECURITY DEFINER does, inside a GUC
-/// nest level of its own, with `setting` (name, value) made there when given. Settings made
-/// inside are undone afterwards, so neither a body's `SET` nor bookkeeping's `search_path`
-/// reaches anything that runs later. On error, transaction or subtransaction abort restores
-/// identity and settings.
-fn with_identity<R>(
-    role: pg_sys::Oid,
-    setting: Option<(&CStr, &CStr)>,
-    f: impl FnOnce() -> R,
-) -> R {
+/// nest level of its own, with `settings` (name, value) made there. Settings made inside are
+/// undone afterwards, so neither a body's `SET` nor bookkeeping's `search_path` reaches
+/// anything that runs later. On error, transaction or subtransaction abort restores identity
+/// and settings.
+fn with_identity<R>(role: pg_sys::Oid, settings: &[(&CStr, &CStr)], f: impl FnOnce() -> R) -> R {
     let (saved_user, saved_context) = current_identity();
     // SAFETY: the nest level is closed below, or by abort processing on error.
     let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-    if let Some((name, value)) = setting {
+    for (name, value) in settings {
         set_in_nest_level(name, value);
     }
     if role != saved_user {
@@ -92,22 +88,34 @@ fn lock_timeout_setting(milliseconds: i32) -> CString {
 pub(super) fn with_lock_timeout<R>(milliseconds: i32, f: impl FnOnce() -> R) -> R {
     let (user, _) = current_identity();
     let timeout = lock_timeout_setting(milliseconds);
-    with_identity(user, Some((c"lock_timeout", &timeout)), f)
+    with_identity(user, &[(c"lock_timeout", &timeout)], f)
 }
 
 /// Bookkeeping: as the extension's owner, with `search_path = pg_catalog, pg_temp`, so callers
 /// need no rights on the tables and nothing on their search path is consulted.
 pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    pinned_as(owner, f)
+}
+
+/// As `role`, with `search_path = pg_catalog, pg_temp`: what the session's search path holds
+/// changes nothing.
+pub fn pinned_as<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     // control run "bookkeeping with the caller's search_path"
-    let setting = Some((c"search_path", c"pg_catalog, pg_temp"));
-    with_identity(owner, setting, f)
+    with_identity(role, &[(c"search_path", c"pg_catalog, pg_temp")], f)
 }
 
 /// A body: as the role that registered it, with the caller's settings and
-/// `lock_timeout = migrate.lock_timeout`.
-pub fn as_registrant<R>(registrant: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+/// `lock_timeout = migrate.lock_timeout`; in a tenant, with `search_path` set to the tenant's
+/// schema (`search_path`, quoted).
+pub fn as_registrant<R>(
+    registrant: pg_sys::Oid,
+    search_path: Option<&CStr>,
+    f: impl FnOnce() -> R,
+) -> R {
     let timeout = lock_timeout_setting(gucs::lock_timeout_ms());
-    with_identity(registrant, Some((c"lock_timeout", &timeout)), f)
+    let mut settings = vec![(c"lock_timeout", timeout.as_c_str())];
+    settings.extend(search_path.map(|path| (c"search_path", path)));
+    with_identity(registrant, &settings, f)
 }
 
 /// Whether the current user has the rights of `pg_read_server_files`.

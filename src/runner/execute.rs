@@ -2,6 +2,7 @@
 //! get a lock in time, and with nothing of it left in the session afterwards.
 
 use std::cell::OnceCell;
+use std::ffi::CString;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -31,9 +32,11 @@ pub enum DeferredChecks {
     AtBodyEnd,
 }
 
-/// Runs the bodies of one call.
+/// Runs the bodies of one call, in one tenant when the call's project is in one.
 pub struct Executor<'a> {
     call: &'a Call,
+    /// The tenant's schema, quoted: the `search_path` of its bodies.
+    search_path: Option<CString>,
     /// What the session holds that no body may add to, noted before the first body runs: a
     /// call with nothing to do (every start-up after the first) never looks.
     session: OnceCell<SessionState>,
@@ -41,8 +44,13 @@ pub struct Executor<'a> {
 
 impl<'a> Executor<'a> {
     pub fn new(call: &'a Call) -> Self {
+        let search_path = call.project.tenant().map(|tenant| {
+            CString::new(format!("\"{}\"", tenant.replace('"', "\"\"")))
+                .expect("a schema name has no NUL")
+        });
         Executor {
             call,
+            search_path,
             session: OnceCell::new(),
         }
     }
@@ -238,7 +246,9 @@ impl<'a> Executor<'a> {
         let started = Instant::now();
         {
             let _running = BodyRunning::start();
-            identity::as_registrant(registrant, || execute(statements, place))?;
+            identity::as_registrant(registrant, self.search_path.as_deref(), || {
+                execute(statements, place)
+            })?;
         }
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         // control run "nothing looked for at the end of a body"

@@ -6,6 +6,8 @@ pub mod execute;
 mod nontransactional;
 pub mod select;
 
+use std::collections::HashMap;
+
 use pgrx::prelude::*;
 
 use crate::call::Call;
@@ -14,23 +16,47 @@ use crate::place::{Body, Lane, Project};
 use crate::postgres::lock::{self, LockScope};
 use crate::postgres::transaction::Committing;
 use crate::store::{self, Event, Migration, Recorder};
+use crate::tenants;
 use crate::text::counted;
 use execute::{DeferredChecks, Executor};
 use select::Revert;
 
-/// What a verb works on: its call (holding the runner lock), the migrations it picked, and
-/// the statements that record what happens to them.
-type Prepared = (Call, Vec<Migration>, Recorder);
+/// One history a verb works on, and what it picked there: the project's own, or, in a project
+/// that fans out over tenant schemas, one tenant's.
+pub struct Stream {
+    pub project: Project,
+    pub migrations: Vec<Migration>,
+}
+
+/// What a verb works on: its call (holding the runner lock), what it picked in each history,
+/// and the statements that record what happens.
+pub struct Prepared {
+    pub call: Call,
+    pub streams: Vec<Stream>,
+    /// How many of the first streams are canary tenants.
+    pub canary: usize,
+    pub recorder: Recorder,
+}
+
+impl Prepared {
+    /// Whether the call fans out over tenant schemas.
+    fn in_tenants(&self) -> bool {
+        self.streams
+            .first()
+            .is_some_and(|stream| stream.project.tenant().is_some())
+    }
+}
 
 /// The start every verb shares: the call (with the runner lock), then, as the owner and under
-/// the snapshot taken after the wait, the migrations `select` picks, and statements to record
-/// what happens to them; `None` when there is nothing to do. A verb that cannot wait without a
-/// snapshot does not wait for a non-transactional migration running in another session.
+/// the snapshot taken after the wait, what `select` picks in each history of the project, and
+/// statements to record what happens to them; `None` when there is nothing to do. A verb that
+/// cannot wait without a snapshot does not wait for a non-transactional migration running in
+/// another session.
 pub fn prepare(
     function: &'static str,
     project: Project,
     scope: LockScope,
-    select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
+    select: impl FnMut(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Option<Prepared>, MigrateError> {
     picked(Call::locked_outside_lane(function, project, scope)?, select)
 }
@@ -42,13 +68,13 @@ fn prepare_committing(
     function: &'static str,
     project: &Project,
     committing: &Committing,
-    select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
+    mut select: impl FnMut(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Option<Prepared>, MigrateError> {
     loop {
         // A session-level lock: the commits that follow must not release it.
         let call = Call::locked(function, project.clone(), LockScope::Session)?;
         if lock::lane_holder()?.is_none() {
-            return picked(call, select);
+            return picked(call, &mut select);
         }
         drop(call);
         committing.commit();
@@ -56,17 +82,45 @@ fn prepare_committing(
     }
 }
 
+/// What `select` picks in each history of the call's project: its own, or each tenant's, in
+/// the tenant set's order, resolved now.
 fn picked(
     mut call: Call,
-    select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
+    mut select: impl FnMut(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Option<Prepared>, MigrateError> {
-    let migrations = call.as_owner(|| select(&call.project))?;
+    let (projects, canary) = match tenants::resolve(&call)? {
+        Some(set) => (
+            set.tenants
+                .iter()
+                .map(|tenant| call.project.in_tenant(tenant))
+                .collect(),
+            set.canary,
+        ),
+        None => (vec![call.project.clone()], 0),
+    };
+    let streams = call.as_owner(|| {
+        projects
+            .into_iter()
+            .map(|project| {
+                let migrations = select(&project)?;
+                Ok(Stream {
+                    project,
+                    migrations,
+                })
+            })
+            .collect::<Result<Vec<Stream>, MigrateError>>()
+    })?;
     call.end_snapshot();
-    if migrations.is_empty() {
+    if streams.iter().all(|stream| stream.migrations.is_empty()) {
         return Ok(None);
     }
     let recorder = call.as_owner(Recorder::new)?;
-    Ok(Some((call, migrations, recorder)))
+    Ok(Some(Prepared {
+        call,
+        streams,
+        canary,
+        recorder,
+    }))
 }
 
 /// The NOTICE for each migration a verb ran.
@@ -92,33 +146,45 @@ pub fn up(
 }
 
 /// Runs the `direction` body of each migration `select` picks, in order, in the caller's
-/// transaction, and records it applied or reverted: `up` and `down`.
+/// transaction, and records it applied or reverted: `up` and `down`. In a project that fans
+/// out over tenant schemas, in each tenant in turn; a failure anywhere undoes them all.
 fn in_one_transaction(
     function: &'static str,
     project: Project,
     direction: Body,
-    select: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
+    select: impl FnMut(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<i32, MigrateError> {
-    let Some((call, migrations, recorder)) =
-        prepare(function, project, LockScope::Transaction, select)?
+    let Some(Prepared {
+        mut call,
+        streams,
+        recorder,
+        ..
+    }) = prepare(function, project, LockScope::Transaction, select)?
     else {
         return Ok(0);
     };
-    refuse_non_transactional(function, direction, &call.project, &migrations)?;
-    let executor = Executor::new(&call);
-    for migration in &migrations {
-        let ran = executor.run(
-            migration,
-            direction,
-            DeferredChecks::UnlessRegisteredByAnother,
-        );
-        let ran = match direction {
-            Body::Up => ran.map_err(enum_value_not_committed)?,
-            Body::Down => ran?,
-        };
-        record(&call, &recorder, migration, direction, ran)?;
+    for stream in &streams {
+        refuse_non_transactional(function, direction, &stream.project, &stream.migrations)?;
     }
-    Ok(migrations.len() as i32)
+    let mut count = 0;
+    for stream in streams {
+        call.project = stream.project;
+        let executor = Executor::new(&call);
+        for migration in &stream.migrations {
+            let ran = executor.run(
+                migration,
+                direction,
+                DeferredChecks::UnlessRegisteredByAnother,
+            );
+            let ran = match direction {
+                Body::Up => ran.map_err(enum_value_not_committed)?,
+                Body::Down => ran?,
+            };
+            record(&call, &recorder, migration, direction, ran)?;
+        }
+        count += stream.migrations.len();
+    }
+    Ok(count as i32)
 }
 
 /// Records that the `direction` body of `migration` ran in `duration_ms`, as the owner, and says
@@ -216,10 +282,14 @@ pub fn revert(project: Project, steps: i32, may_commit: bool) -> Result<i32, Mig
     })
 }
 
-/// Runs the `direction` body of what `select` picks (given how many are done), committing
-/// after each migration: a failing one is rolled back alone, recorded as failed, and raised.
-/// After a non-transactional migration, which lets go of the runner lock while it runs, the
-/// lock is taken again and the rest picked anew.
+/// Runs the `direction` body of what `select` picks (given how many are done in that history),
+/// committing after each migration: a failing one is rolled back alone, recorded as failed, and
+/// raised. After a non-transactional migration, which lets go of the runner lock while it
+/// runs, the lock is taken again and the rest picked anew.
+///
+/// In a project that fans out over tenant schemas, a tenant whose migration fails stops there,
+/// and the others go on; the failures are raised together at the end. When a canary tenant
+/// fails, the tenants after the canaries are not started.
 fn one_at_a_time(
     function: &'static str,
     project: Project,
@@ -229,46 +299,111 @@ fn one_at_a_time(
     let committing = Committing::connect();
     // Nothing of the CALL's snapshot while waiting: a concurrent index build would wait for it.
     committing.commit();
-    let mut done = 0;
+    // How many are done in each history (by tenant), and the tenants that failed.
+    let mut done: HashMap<String, i32> = HashMap::new();
+    let mut failures: Vec<(String, ErrorParts)> = Vec::new();
+    let mut tenants = 0;
+    let mut not_started = 0;
     loop {
-        let Some((mut call, migrations, recorder)) =
-            prepare_committing(function, &project, &committing, |project| {
-                select(project, done)
-            })?
+        let Some(prepared) = prepare_committing(function, &project, &committing, |project| {
+            let tenant = project.tenant_key();
+            if failures.iter().any(|(failed, _)| failed == tenant) {
+                return Ok(Vec::new());
+            }
+            select(project, done.get(tenant).copied().unwrap_or(0))
+        })?
         else {
-            return Ok(done);
+            break;
         };
-        let executor = Executor::new(&call);
+        let in_tenants = prepared.in_tenants();
+        let Prepared {
+            mut call,
+            streams,
+            canary,
+            recorder,
+        } = prepared;
+        if in_tenants {
+            tenants = streams.len();
+            refuse_lane_in_tenants(function, &call.project, &streams)?;
+        }
         let mut lane_ran = false;
-        for migration in &migrations {
-            if migration.lane == Lane::NonTransactional {
-                drop(executor);
-                nontransactional::run(&mut call, &committing, &recorder, migration, direction)?;
-                done += 1;
-                lane_ran = true;
+        let mut streams = streams.into_iter().enumerate();
+        'streams: while let Some((position, stream)) = streams.next() {
+            if position == canary && !failures.is_empty() {
+                not_started = std::iter::once((position, stream))
+                    .chain(streams.by_ref())
+                    .filter(|(_, stream)| !stream.migrations.is_empty())
+                    .count();
                 break;
             }
-            // The subtransaction rolls a failed migration back alone, so that its failure can
-            // be recorded and committed before the error is raised.
-            match executor.run_alone(migration, direction, DeferredChecks::AtBodyEnd) {
-                Ok(duration_ms) => {
-                    record(&call, &recorder, migration, direction, duration_ms)?;
-                    committing.commit();
-                    done += 1;
+            call.project = stream.project;
+            let tenant = call.project.tenant_key().to_owned();
+            let executor = Executor::new(&call);
+            for migration in &stream.migrations {
+                if migration.lane == Lane::NonTransactional {
+                    drop(executor);
+                    nontransactional::run(&mut call, &committing, &recorder, migration, direction)?;
+                    *done.entry(tenant).or_default() += 1;
+                    lane_ran = true;
+                    break 'streams;
                 }
-                Err(error) => {
-                    let error = ErrorParts::from(error);
-                    call.as_owner(|| {
-                        store::record_failed(&call.project, migration, &call.role, &error, None)
-                    })?;
-                    committing.commit();
-                    return Err(MigrateError::Server(error));
+                // The subtransaction rolls a failed migration back alone, so that its failure
+                // can be recorded and committed before the error is raised.
+                match executor.run_alone(migration, direction, DeferredChecks::AtBodyEnd) {
+                    Ok(duration_ms) => {
+                        record(&call, &recorder, migration, direction, duration_ms)?;
+                        committing.commit();
+                        *done.entry(tenant.clone()).or_default() += 1;
+                    }
+                    Err(error) => {
+                        let error = ErrorParts::from(error);
+                        call.as_owner(|| {
+                            store::record_failed(&call.project, migration, &call.role, &error, None)
+                        })?;
+                        committing.commit();
+                        if !in_tenants {
+                            return Err(MigrateError::Server(error));
+                        }
+                        failures.push((tenant, error));
+                        continue 'streams;
+                    }
                 }
             }
         }
         if !lane_ran {
-            return Ok(done);
+            break;
         }
+    }
+    if failures.is_empty() {
+        return Ok(done.values().sum());
+    }
+    Err(MigrateError::TenantsFailed {
+        project,
+        failures,
+        tenants,
+        not_started,
+    })
+}
+
+/// Refuses the statements of non-transactional migrations in tenants, before anything runs:
+/// their journal and the cleanup after an interruption know one schema.
+fn refuse_lane_in_tenants(
+    function: &'static str,
+    project: &Project,
+    streams: &[Stream],
+) -> Result<(), MigrateError> {
+    let lane = streams
+        .iter()
+        .flat_map(|stream| &stream.migrations)
+        .any(|migration| migration.lane == Lane::NonTransactional);
+    if lane {
+        Err(MigrateError::NotInTenants {
+            function,
+            project: project.clone(),
+            what: "run non-transactional migrations",
+        })
+    } else {
+        Ok(())
     }
 }
 
@@ -287,7 +422,7 @@ pub fn down(
 /// `migrate.baseline()`: marks the pending migrations of `project` up to `target` applied
 /// without running them, for a database whose schema already has them.
 pub fn baseline(project: Project, target: &str) -> Result<i32, MigrateError> {
-    let Some((call, pending, recorder)) = prepare(
+    let Some(prepared) = prepare(
         "migrate.baseline()",
         project,
         LockScope::Transaction,
@@ -296,22 +431,28 @@ pub fn baseline(project: Project, target: &str) -> Result<i32, MigrateError> {
     else {
         return Ok(0);
     };
-    mark_applied(&call, &recorder, &pending, Event::Baseline)
+    mark_applied(prepared, Event::Baseline)
 }
 
-/// Records `migrations` applied without running them, as `event`s.
-pub fn mark_applied(
-    call: &Call,
-    recorder: &Recorder,
-    migrations: &[Migration],
-    event: Event,
-) -> Result<i32, MigrateError> {
-    for migration in migrations {
-        call.as_owner(|| recorder.marked_applied(&call.project, migration, &call.role, event))?;
+/// Records what `prepared` picked applied without running it, as `event`s, in each history.
+pub fn mark_applied(prepared: Prepared, event: Event) -> Result<i32, MigrateError> {
+    let Prepared {
+        mut call,
+        streams,
+        recorder,
+        ..
+    } = prepared;
+    let mut count = 0;
+    for stream in streams {
+        call.project = stream.project;
+        for migration in &stream.migrations {
+            call.as_owner(|| recorder.marked_applied(&call.project, migration, &call.role, event))?;
+        }
+        count += stream.migrations.len();
     }
     notice!(
         "{} marked applied without being run",
-        counted(migrations.len(), "migration")
+        counted(count, "migration")
     );
-    Ok(migrations.len() as i32)
+    Ok(count as i32)
 }
