@@ -78,6 +78,12 @@ mutant "the registrant left current after a failed top-level statement" \
 mutant "an INVALID index left for the next run" \
     'let _ = &found.invalid;' \
     nontransactional n03_ || status=1
+mutant "the tenant query run as the caller" \
+    'let named: Vec<Option<String>> = read()?;' \
+    tenants f07_ || status=1
+mutant "bodies outside their tenant's schema" \
+    'let _ = search_path;' \
+    tenants f01_ || status=1
 mutant "session-level advisory locks of a body kept" \
     'let _ = before;' \
     privileges t25_a_body_leaves_nothing || status=1

@@ -4,6 +4,8 @@
 //! its own (the `tenant` column of the history tables), and its bodies run with `search_path`
 //! set to its schema.
 
+use std::collections::HashSet;
+
 use pgrx::prelude::*;
 
 use crate::call::Call;
@@ -101,9 +103,34 @@ pub fn unset(project: Project) -> Result<bool, MigrateError> {
     })
 }
 
-/// The tenant set of the call's project, resolved now, or `None` for a project without one.
-/// The list or the query's rows, in order, each schema once; every one must exist.
+/// The tenant set of the call's project, resolved now, or `None` for a project without one:
+/// the list or the query's rows, in order, each schema once. Every one must exist: a call
+/// runs nothing in any tenant when one is missing.
 pub fn resolve(call: &Call) -> Result<Option<TenantSet>, MigrateError> {
+    let Some(set) = named(call)? else {
+        return Ok(None);
+    };
+    let missing: Vec<String> = call.as_owner(|| {
+        select_rows(
+            "SELECT s.name FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY s(name, position)
+              WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = s.name)
+              ORDER BY s.position",
+            &[set.tenants.clone().into()],
+            |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+        )
+    })?;
+    if missing.is_empty() {
+        Ok(Some(set))
+    } else {
+        Err(MigrateError::MissingTenants {
+            project: call.project.clone(),
+            schemas: missing,
+        })
+    }
+}
+
+/// The tenants the set names now, whether their schemas exist or not.
+fn named(call: &Call) -> Result<Option<TenantSet>, MigrateError> {
     let Some(stored) = call.as_owner(|| stored(&call.project))? else {
         return Ok(None);
     };
@@ -115,28 +142,11 @@ pub fn resolve(call: &Call) -> Result<Option<TenantSet>, MigrateError> {
             &stored.configured_by,
         )?,
     };
-    let mut tenants: Vec<String> = Vec::with_capacity(named.len());
-    let mut seen = std::collections::HashSet::new();
-    for tenant in named {
-        if seen.insert(tenant.clone()) {
-            tenants.push(tenant);
-        }
-    }
-    let missing: Vec<String> = call.as_owner(|| {
-        select_rows(
-            "SELECT s.name FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY s(name, position)
-              WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = s.name)
-              ORDER BY s.position",
-            &[tenants.clone().into()],
-            |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
-        )
-    })?;
-    if !missing.is_empty() {
-        return Err(MigrateError::MissingTenants {
-            project: call.project.clone(),
-            schemas: missing,
-        });
-    }
+    let mut seen = HashSet::new();
+    let tenants: Vec<String> = named
+        .into_iter()
+        .filter(|tenant| seen.insert(tenant.clone()))
+        .collect();
     let canary = (stored.canary as usize).min(tenants.len());
     Ok(Some(TenantSet { tenants, canary }))
 }
@@ -201,10 +211,11 @@ fn run_query(
         })
 }
 
-/// `migrate.tenants()`: the tenant set of `project`, resolved now, with which are canaries.
+/// `migrate.tenants()`: the tenant set of `project`, resolved now, with which are canaries;
+/// `status()` reads it, and shows a tenant whose schema is missing as having nothing applied.
 pub fn list(project: Project) -> Result<Vec<(String, bool)>, MigrateError> {
     let call = Call::reading(project)?;
-    Ok(resolve(&call)?
+    Ok(named(&call)?
         .map(|set| {
             let canary = set.canary;
             set.tenants

@@ -114,6 +114,7 @@ pub fn as_registrant<R>(
 ) -> R {
     let timeout = lock_timeout_setting(gucs::lock_timeout_ms());
     let mut settings = vec![(c"lock_timeout", timeout.as_c_str())];
+    // control run "bodies outside their tenant's schema"
     settings.extend(search_path.map(|path| (c"search_path", path)));
     with_identity(registrant, &settings, f)
 }
