@@ -538,13 +538,13 @@ impl From<MigrateError> for ErrorParts {
                 format!("tenant {} {}{} {} not exist", if schemas.len() == 1 { "schema" } else { "schemas" },
                     quoted_list(&schemas), project.mention("of"), if schemas.len() == 1 { "does" } else { "do" }),
             )
-            .detail("Nothing was run in any tenant.")
+            .detail("Nothing was done.")
             .hint("Create the schemas, or change the tenant set with migrate.set_tenants()."),
             NullTenant { project } => report(
                 ERRCODE_NULL_VALUE_NOT_ALLOWED,
                 format!("the tenant query{} returned a null schema name", project.mention("of")),
             )
-            .detail("Nothing was run in any tenant."),
+            .detail("Nothing was done."),
             UnknownConfigurer { project, role } => report(
                 ERRCODE_UNDEFINED_OBJECT,
                 format!("role \"{role}\" that set the tenants{} does not exist", project.mention("of")),
@@ -598,7 +598,14 @@ impl From<MigrateError> for ErrorParts {
                     format!("migrations failed in {} of {}{}", failures.len(), counted(tenants, "tenant"), project.mention("of")),
                 )
                 .detail(detail.join("\n"))
-                .hint("The other tenants' migrations were applied and committed. status() shows each tenant's state; once the cause is fixed, CALL migrate.apply() again: each tenant resumes where it stopped.")
+                .hint(format!(
+                    "{} status() shows each tenant's state; once the cause is fixed, CALL migrate.apply() again: each tenant resumes where it stopped.",
+                    if not_started > 0 {
+                        "Nothing ran in the tenants after the canaries."
+                    } else {
+                        "The other tenants' migrations were applied and committed."
+                    }
+                ))
             }
             IsolationLevel { function, level } => report(
                 ERRCODE_INVALID_TRANSACTION_STATE,

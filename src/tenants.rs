@@ -94,12 +94,16 @@ pub fn unset(project: Project) -> Result<bool, MigrateError> {
                 in_tenants: true,
             });
         }
-        Ok(select_row(
-            "DELETE FROM migrate.tenant_sets t WHERE t.project = $1 RETURNING true",
-            &[(*call.project).into()],
-            |row| Ok(row.get::<bool>(1)?.unwrap_or_default()),
-        )?
-        .is_some())
+        let deleted = Spi::connect_mut(|client| {
+            client
+                .update(
+                    "DELETE FROM migrate.tenant_sets t WHERE t.project = $1",
+                    None,
+                    &[(*call.project).into()],
+                )
+                .map(|table| table.len())
+        })?;
+        Ok(deleted > 0)
     })
 }
 

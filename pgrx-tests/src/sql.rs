@@ -17,7 +17,9 @@ pub const HISTORY: &str = "SELECT (h.id, h.project, h.version, h.event, h.role, 
 /// has, so that a database of an earlier release compares with itself updated or restored.
 pub fn snapshot(client: &mut Client) -> Vec<String> {
     let queries = [
-        "SELECT s::text FROM migrate.status() s",
+        "SELECT (s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms,
+                 s.checksum)::text
+           FROM migrate.status() s",
         HISTORY,
         REGISTRY,
         "SELECT (a.project, a.version, a.event_id, a.applied_at, a.applied_by, a.duration_ms, a.checksum)::text

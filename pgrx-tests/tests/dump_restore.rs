@@ -67,6 +67,29 @@ fn dump_and_restore_keep_bodies_history_and_status() {
     assert_eq!(call(&mut client, "SELECT migrate.up('3')"), 3);
     assert_eq!(call(&mut client, "SELECT migrate.down()"), 1);
     assert_eq!(call(&mut client, "SELECT migrate.up('3')"), 1);
+    // A project that fans out over two tenant schemas, one migration behind in the second.
+    client
+        .batch_execute(
+            "CREATE SCHEMA dump_t1; CREATE SCHEMA dump_t2;
+             SELECT migrate.set_tenants(ARRAY['dump_t1', 'dump_t2'], canary => 1, project => 'tenanted');
+             SELECT migrate.register('1', 'a', 'CREATE TABLE a (id int)', NULL, 'tenanted');
+             SELECT migrate.up(project => 'tenanted');
+             SELECT migrate.register('2', 'b', 'CREATE TABLE b (id int)', NULL, 'tenanted');
+             CREATE TABLE dump_t2.b ();",
+        )
+        .unwrap();
+    assert!(
+        client
+            .execute("CALL migrate.apply(project => 'tenanted')", &[])
+            .is_err()
+    );
+    let tenanted = [
+        "SELECT s::text FROM migrate.status('tenanted') s",
+        "SELECT t::text FROM migrate.tenants('tenanted') t",
+        "SELECT h::text FROM migrate.history('tenanted') h",
+    ];
+    let tenanted_before = text_rows(&mut client, &tenanted);
+    assert_eq!(tenanted_before.len(), 4 + 2 + 6);
     let before = snapshot(&mut client);
     assert!(before.len() > 20);
     let last_event = count(&mut client, "SELECT max(id) FROM migrate.history()");
@@ -99,6 +122,12 @@ fn dump_and_restore_keep_bodies_history_and_status() {
             snapshot(&mut client),
             before,
             "{} differs from the source",
+            restored.name
+        );
+        assert_eq!(
+            text_rows(&mut client, &tenanted),
+            tenanted_before,
+            "{}: the tenants' histories",
             restored.name
         );
         // The restored database carries on: the rest applies once, event ids continue.
@@ -336,8 +365,8 @@ fn verify_names_whatever_differs_from_the_registered_migrations() {
     }
 }
 
-/// The update to 0.3.0 replaces functions whose signatures change; a role granted them before
-/// keeps them after.
+/// The updates to 0.3.0 and 0.4.0 replace functions whose signatures change; a role granted
+/// them before keeps them after.
 #[test]
 fn t24_grants_on_replaced_functions_survive_the_update() {
     let (db, mut client) = at_previous_release("t24_grants", "0.2.2");
@@ -346,7 +375,8 @@ fn t24_grants_on_replaced_functions_survive_the_update() {
             "DROP ROLE IF EXISTS t24_deployer; CREATE ROLE t24_deployer;
              GRANT USAGE ON SCHEMA migrate TO t24_deployer;
              GRANT EXECUTE ON FUNCTION migrate.register(text, text, text, text, text),
-                 migrate.plan(text, text), migrate.history(text) TO t24_deployer;",
+                 migrate.plan(text, text), migrate.history(text), migrate.status(text),
+                 migrate.verify(text) TO t24_deployer WITH GRANT OPTION;",
         )
         .unwrap();
     client
@@ -365,9 +395,21 @@ fn t24_grants_on_replaced_functions_survive_the_update() {
         "migrate.register(text, text, text, text, text, boolean)",
         "migrate.plan(text, text)",
         "migrate.history(text)",
+        "migrate.status(text)",
+        "migrate.verify(text)",
     ] {
         assert!(granted(&mut client, function), "{function}");
     }
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
+              WHERE p.pronamespace = 'migrate'::regnamespace AND a.is_grantable
+                AND a.grantee = 't24_deployer'::regrole"
+        ),
+        5,
+        "with the grant option"
+    );
     assert!(!granted(&mut client, "migrate.plan_down(integer, text)"));
     drop(db);
 }

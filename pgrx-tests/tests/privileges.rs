@@ -191,6 +191,18 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             "SELECT migrate.register_repeatable('matrix view', 'CREATE OR REPLACE VIEW matrix_view AS SELECT 1')",
         ),
         ("adopt", "SELECT migrate.adopt('dbmate')"),
+        (
+            "tenants",
+            "SELECT count(*) FROM migrate.tenants('matrix-tenants')",
+        ),
+        (
+            "set_tenants",
+            "SELECT migrate.set_tenants(ARRAY['public'], project => 'matrix-tenants')",
+        ),
+        (
+            "unset_tenants",
+            "SELECT migrate.unset_tenants('matrix-tenants')",
+        ),
         ("import_dir", "SELECT migrate.import_dir('/')"),
         ("up", "SELECT migrate.up()"),
         ("apply", "CALL migrate.apply()"),
@@ -217,6 +229,10 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             "insert repeatable events",
             "INSERT INTO migrate.repeatable_events (project, name, event, role) VALUES ('default', 'x', 'reapply', 'me')",
         ),
+        (
+            "insert tenant sets",
+            "INSERT INTO migrate.tenant_sets (project, schemas, configured_by) VALUES ('x', '{public}', 'me')",
+        ),
         ("truncate events", "TRUNCATE migrate.events CASCADE"),
         ("create in schema", "CREATE TABLE migrate.intruder ()"),
         (
@@ -239,7 +255,14 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
         ("rm_owner", &[]),
         (
             "rm_reader",
-            &["status", "history", "verify", "plan", "plan_down"],
+            &[
+                "status",
+                "history",
+                "verify",
+                "plan",
+                "plan_down",
+                "tenants",
+            ],
         ),
         (
             "rm_deployer",
@@ -255,6 +278,9 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
                 "register_files",
                 "register_repeatable",
                 "adopt",
+                "tenants",
+                "set_tenants",
+                "unset_tenants",
                 "up",
                 "apply",
                 "down",

@@ -537,6 +537,16 @@ fn f08_what_tenants_refuse_is_refused_before_anything_runs() {
         count(&mut client, "SELECT count(*) FROM migrate.tenant_sets"),
         0
     );
+    // A set with nothing applied in it can go again.
+    client
+        .query_one(
+            "SELECT migrate.set_tenants(ARRAY['f08_1'], project => 'app')",
+            &[],
+        )
+        .unwrap();
+    let unset = "SELECT migrate.unset_tenants('app')::int";
+    assert_eq!(call(&mut client, unset), 1);
+    assert_eq!(call(&mut client, unset), 0);
 
     set_tenants_by_query(&mut client, "f08", 0);
     register_in(
