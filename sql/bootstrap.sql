@@ -84,7 +84,7 @@ CREATE TABLE migrate.repeatable_events (
     tenant      text        NOT NULL DEFAULT ''
 );
 COMMENT ON TABLE migrate.repeatable_events IS 'append-only history of repeatable migrations: register, update, reapply, failed; numbered with migrate.events';
-CREATE INDEX repeatable_events_idx ON migrate.repeatable_events (project, name, id);
+CREATE INDEX repeatable_events_idx ON migrate.repeatable_events (project, name, tenant, id);
 
 CREATE TABLE migrate.tenant_sets (
     project       text        PRIMARY KEY,

@@ -16,6 +16,8 @@ ALTER TABLE migrate.applied DROP CONSTRAINT applied_pkey;
 ALTER TABLE migrate.applied ADD PRIMARY KEY (project, tenant, version);
 
 ALTER TABLE migrate.repeatable_events ADD COLUMN tenant text NOT NULL DEFAULT '';
+DROP INDEX migrate.repeatable_events_idx;
+CREATE INDEX repeatable_events_idx ON migrate.repeatable_events (project, name, tenant, id);
 
 CREATE TABLE migrate.tenant_sets (
     project       text        PRIMARY KEY,

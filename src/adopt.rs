@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 
 use crate::call::Call;
 use crate::error::MigrateError;
-use crate::place::Project;
+use crate::place::{Body, Project};
 use crate::postgres::lock::LockScope;
 use crate::runner;
 use crate::store::{self, Event, Migration};
@@ -130,6 +130,7 @@ pub fn adopt(project: Project, tool: &str) -> Result<i32, MigrateError> {
         "migrate.adopt()",
         project,
         LockScope::Transaction,
+        Body::Up,
         |project| {
             let registered = store::version_keys(project)?;
             unmatched = applied

@@ -453,6 +453,31 @@ pub fn applied_newest_first(
     migrations_named(project, newest_first, Body::Down)
 }
 
+/// The `tenants` of `project` where a migration is not applied, or a repeatable one is due:
+/// one read for every tenant. Applied migrations are registered ones (a foreign key), so
+/// fewer of them than registered means one is pending.
+pub fn tenants_with_pending(
+    project: &str,
+    tenants: &[String],
+) -> Result<HashSet<String>, MigrateError> {
+    select_rows(
+        "WITH registered AS MATERIALIZED (
+             SELECT count(*) AS n FROM migrate.migrations m WHERE m.project = $1)
+         SELECT t.tenant FROM pg_catalog.unnest($2::text[]) t(tenant), registered
+          WHERE (SELECT count(*) FROM migrate.applied a
+                  WHERE a.project = $1 AND a.tenant = t.tenant) < registered.n
+             OR EXISTS (SELECT FROM migrate.repeatables r
+                         WHERE r.project = $1
+                           AND r.checksum IS DISTINCT FROM (
+                               SELECT e.checksum FROM migrate.repeatable_events e
+                                WHERE e.project = r.project AND e.name = r.name
+                                  AND e.tenant = t.tenant AND e.event = 'reapply'
+                                ORDER BY e.id DESC LIMIT 1))",
+        &[project.into(), tenants.to_vec().into()],
+        first_text,
+    )
+}
+
 /// Whether migrations of `project` are applied in tenant schemas (`in_tenants`), or outside
 /// them.
 pub fn has_applied(project: &str, in_tenants: bool) -> Result<bool, MigrateError> {

@@ -51,14 +51,20 @@ impl Prepared {
 /// the snapshot taken after the wait, what `select` picks in each history of the project, and
 /// statements to record what happens to them; `None` when there is nothing to do. A verb that
 /// cannot wait without a snapshot does not wait for a non-transactional migration running in
-/// another session.
+/// another session. `direction` says whether it picks among pending migrations (`Up`) or
+/// applied ones.
 pub fn prepare(
     function: &'static str,
     project: Project,
     scope: LockScope,
+    direction: Body,
     select: impl FnMut(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Option<Prepared>, MigrateError> {
-    picked(Call::locked_outside_lane(function, project, scope)?, select)
+    picked(
+        Call::locked_outside_lane(function, project, scope)?,
+        direction,
+        select,
+    )
 }
 
 /// The start of `apply()` and `revert()`, which can wait without a snapshot: when a
@@ -68,13 +74,14 @@ fn prepare_committing(
     function: &'static str,
     project: &Project,
     committing: &Committing,
+    direction: Body,
     mut select: impl FnMut(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Option<Prepared>, MigrateError> {
     loop {
         // A session-level lock: the commits that follow must not release it.
         let call = Call::locked(function, project.clone(), LockScope::Session)?;
         if lock::lane_holder()?.is_none() {
-            return picked(call, &mut select);
+            return picked(call, direction, &mut select);
         }
         drop(call);
         committing.commit();
@@ -83,26 +90,39 @@ fn prepare_committing(
 }
 
 /// What `select` picks in each history of the call's project: its own, or each tenant's, in
-/// the tenant set's order, resolved now.
+/// the tenant set's order, resolved now. Picking among pending migrations, only the tenants
+/// where something is pending are asked: a start-up with every tenant up to date reads the
+/// books once, not once per tenant.
 fn picked(
     mut call: Call,
+    direction: Body,
     mut select: impl FnMut(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Option<Prepared>, MigrateError> {
-    let (projects, canary) = match tenants::resolve(&call)? {
-        Some(set) => (
-            set.tenants
+    let (projects, canary, due) = match tenants::resolve(&call)? {
+        Some(set) => {
+            let due = match direction {
+                Body::Up => Some(
+                    call.as_owner(|| store::tenants_with_pending(&call.project, &set.tenants))?,
+                ),
+                Body::Down => None,
+            };
+            let projects = set
+                .tenants
                 .iter()
                 .map(|tenant| call.project.in_tenant(tenant))
-                .collect(),
-            set.canary,
-        ),
-        None => (vec![call.project.clone()], 0),
+                .collect();
+            (projects, set.canary, due)
+        }
+        None => (vec![call.project.clone()], 0, None),
     };
     let streams = call.as_owner(|| {
         projects
             .into_iter()
             .map(|project| {
-                let migrations = select(&project)?;
+                let asked = due
+                    .as_ref()
+                    .is_none_or(|due| due.contains(project.tenant_key()));
+                let migrations = if asked { select(&project)? } else { Vec::new() };
                 Ok(Stream {
                     project,
                     migrations,
@@ -159,7 +179,7 @@ fn in_one_transaction(
         streams,
         recorder,
         ..
-    }) = prepare(function, project, LockScope::Transaction, select)?
+    }) = prepare(function, project, LockScope::Transaction, direction, select)?
     else {
         return Ok(0);
     };
@@ -305,13 +325,14 @@ fn one_at_a_time(
     let mut tenants = 0;
     let mut not_started = 0;
     loop {
-        let Some(prepared) = prepare_committing(function, &project, &committing, |project| {
-            let tenant = project.tenant_key();
-            if failures.iter().any(|(failed, _)| failed == tenant) {
-                return Ok(Vec::new());
-            }
-            select(project, done.get(tenant).copied().unwrap_or(0))
-        })?
+        let Some(prepared) =
+            prepare_committing(function, &project, &committing, direction, |project| {
+                let tenant = project.tenant_key();
+                if failures.iter().any(|(failed, _)| failed == tenant) {
+                    return Ok(Vec::new());
+                }
+                select(project, done.get(tenant).copied().unwrap_or(0))
+            })?
         else {
             break;
         };
@@ -426,6 +447,7 @@ pub fn baseline(project: Project, target: &str) -> Result<i32, MigrateError> {
         "migrate.baseline()",
         project,
         LockScope::Transaction,
+        Body::Up,
         |project| select::pending(project, Some(target)),
     )?
     else {
