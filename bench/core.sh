@@ -7,12 +7,15 @@
 #      register() calls and as one register_files() call;
 #   3. a no-op up() right after a new project's N migrations were applied, while the tables'
 #      statistics still describe the database before them (autovacuum has not analyzed yet);
-#   4. SELECT * FROM migrate.status() over N migrations.
+#   4. SELECT * FROM migrate.status() over N migrations;
+#   5. N_DDL DDL-heavy migrations (a table with a foreign key to the one before, and an index)
+#      applied by one SELECT migrate.up(), against psql running them in one transaction.
 # Prints medians over RUNS runs and ratios to the floor. Not a test: it asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-1000}
+N_DDL=${N_DDL:-300}
 RUNS=${RUNS:-7}
 DIR=${MIGRATIONS_BENCH_DIR:-/tmp/migrations-bench}
 PORT=${MIGRATIONS_BENCH_PORT:-54334}
@@ -37,6 +40,15 @@ files_call() { # files_call PROJECT: one register_files() call of the N migratio
     echo "    array_agg(format('INSERT INTO bench_log VALUES (%s);', i)), '$1') FROM generate_series(1, $N) i;"
 }
 files_call files >"$WORK/files.sql"
+ddl_body() {
+    local fk=""
+    (($1 > 1)) && fk=", parent bigint REFERENCES t_$(($1 - 1)) (id)"
+    echo "CREATE TABLE t_$1 (id bigint PRIMARY KEY, v text$fk); CREATE INDEX t_$1_v ON t_$1 (v);"
+}
+for i in $(seq 1 "$N_DDL"); do ddl_body "$i"; done >"$WORK/ddl.sql"
+for i in $(seq 1 "$N_DDL"); do
+    printf "SELECT migrate.register('%06d', 'table %d', \$b\$%s\$b\$);\n" "$i" "$i" "$(ddl_body "$i")"
+done >"$WORK/register-ddl.sql"
 
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 fresh_db() { # fresh_db NAME [WITH_EXTENSION]
@@ -48,7 +60,7 @@ fresh_db() { # fresh_db NAME [WITH_EXTENSION]
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-floor=() up=() apply=() startup=() files=() stale=()
+floor=() up=() apply=() startup=() files=() stale=() ddl_floor=() ddl_up=()
 for _ in $(seq 1 "$RUNS"); do
     fresh_db floor
     start=$(now_ns); psql_q -d floor -1 -f "$WORK/bodies.sql"; end=$(now_ns)
@@ -84,6 +96,16 @@ for _ in $(seq 1 "$RUNS"); do
     start=$(now_ns); psql_q -d stale -c "SELECT migrate.up(project => 'big')" >/dev/null 2>&1; end=$(now_ns)
     stale+=($(((end - start) / 1000)))
     [[ $(psql -X -A -t -d stale -c "SELECT count(*) FROM bench_log") == "$N" ]]
+
+    fresh_db ddl_floor
+    start=$(now_ns); psql_q -d ddl_floor -1 -f "$WORK/ddl.sql"; end=$(now_ns)
+    ddl_floor+=($(((end - start) / 1000)))
+    fresh_db ddl yes
+    psql_q -d ddl -f "$WORK/register-ddl.sql" >/dev/null
+    start=$(now_ns); psql_q -d ddl -c "SELECT migrate.up()" >/dev/null 2>&1; end=$(now_ns)
+    ddl_up+=($(((end - start) / 1000)))
+    [[ $(psql -X -A -t -d ddl -c "SELECT count(*) FROM pg_class WHERE relname LIKE 't\_%'") == \
+        $(psql -X -A -t -d ddl_floor -c "SELECT count(*) FROM pg_class WHERE relname LIKE 't\_%'") ]]
 done
 
 echo "SELECT * FROM migrate.status('default');" >"$WORK/status.sql"
@@ -96,7 +118,10 @@ apply_us=$(printf '%s\n' "${apply[@]}" | median)
 startup_us=$(printf '%s\n' "${startup[@]}" | median)
 files_us=$(printf '%s\n' "${files[@]}" | median)
 stale_us=$(printf '%s\n' "${stale[@]}" | median)
-awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v s="$startup_us" -v fi="$files_us" -v sl="$stale_us" -v st="$status_ms" 'BEGIN {
+ddl_floor_us=$(printf '%s\n' "${ddl_floor[@]}" | median)
+ddl_up_us=$(printf '%s\n' "${ddl_up[@]}" | median)
+awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v s="$startup_us" -v fi="$files_us" -v sl="$stale_us" -v st="$status_ms" \
+    -v nd="$N_DDL" -v df="$ddl_floor_us" -v du="$ddl_up_us" 'BEGIN {
     printf "migrations benchmark: %d trivial migrations, median of %d runs, one psql call each\n\n", n, runs
     printf "| %-58s | %10s | %8s |\n", "workload", "median ms", "vs floor"
     printf "|%s|%s|%s|\n", "------------------------------------------------------------", "------------", "----------"
@@ -107,4 +132,6 @@ awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v
     printf "| %-58s | %10.1f | %8.2f |\n", "start-up no-op: register_files() of " n " (unchanged) + up()", fi / 1000, fi / f
     printf "| %-58s | %10.1f | %8.2f |\n", "no-op up() after " n " applied, statistics not yet updated", sl / 1000, sl / f
     printf "| %-58s | %10.2f | %8s |\n", "SELECT * FROM migrate.status() over " n " (pgbench avg)", st, "-"
+    printf "| %-58s | %10.1f | %8s |\n", "psql -1 -f: " nd " DDL-heavy bodies in one transaction", df / 1000, "1.00"
+    printf "| %-58s | %10.1f | %8.2f |\n", "SELECT migrate.up() applying the " nd " DDL-heavy ones", du / 1000, du / df
 }'

@@ -86,6 +86,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     WITH histories AS MATERIALIZED (
         -- each history of a project: its own (tenant ''), or, for one that fans out over
@@ -179,6 +180,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT h.id, h.project, h.version, h.event, h.role, h.at, h.duration_ms, h.checksum, h.detail, h.statement,
            NULLIF(h.tenant, '')
@@ -208,6 +210,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     WITH bodies AS (
         SELECT m.project, m.version, m.name, m.up_sql, m.down_sql, m.version_key, m.checksum, m.transactional,
