@@ -23,10 +23,10 @@ CREATE TABLE migrate.tenant_sets (
     project       text        PRIMARY KEY,
     schemas       text[],
     query         text,
-    canary        integer     NOT NULL DEFAULT 0 CHECK (canary >= 0),
+    canary        integer     NOT NULL DEFAULT 0 CHECK (canary OPERATOR(pg_catalog.>=) 0),
     configured_by text        NOT NULL,
     configured_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CHECK ((schemas IS NULL) <> (query IS NULL))
+    CHECK ((schemas IS NULL) OPERATOR(pg_catalog.<>) (query IS NULL))
 );
 COMMENT ON TABLE migrate.tenant_sets IS 'projects that fan out over tenant schemas: each migration runs once in each tenant, with search_path set to it';
 COMMENT ON COLUMN migrate.tenant_sets.query IS 'a query whose first column names the tenant schemas, in order; run read-only as configured_by, with search_path = pg_catalog, pg_temp';
