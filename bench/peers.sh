@@ -3,6 +3,8 @@
 # generated migration sets, on one throw-away server (release build, fsync=off):
 #   psql, all bodies in one transaction (the floor) | psql, one file at a time
 #   dbmate (npm) | sqitch (Debian) | sqlx-cli (cargo) | migrations: load-migrations.sh + up() / apply()
+#   and, for the no-op re-run, the loader's statements sent by a client that connects for them
+#   (pgbench -C: what an application pays at start-up, its connection included)
 # Workloads: N_LIGHT light migrations (one INSERT each); N_DDL heavy ones (a table, an index and a
 # foreign key each); a no-op re-run with everything applied (the app start-up case); status.
 # Prints medians of RUNS runs and ratios to the floor. Not a test: it asserts nothing.
@@ -154,6 +156,12 @@ for kind in light ddl; do
             record "noop/$tool" "${noop[@]}"
             record "status/$tool" "${status[@]}"
         fi
+        if [[ $kind == light && $tool == up ]]; then
+            bash scripts/load-migrations.sh --print --up "$WORK/$kind/dbmate" >"$WORK/startup.sql"
+            client=$("$BIN/pgbench" -n -C -t $((RUNS * 5)) -f "$WORK/startup.sql" bench 2>/dev/null |
+                awk '/latency average/ {print $4}')
+            verify "$kind" "$n" || { echo "the client re-applied the $kind set" >&2; exit 1; }
+        fi
     done
 done
 
@@ -174,4 +182,5 @@ done
             -v c="${result[noop/$tool]:--}" -v d="${result[status/$tool]:--}" \
             'BEGIN { printf "| %s | %d | %.2f | %d | %.2f | %s | %s |\n", l, a, a / fa, b, b / fb, c, d }'
     done
+    printf '| migrations: the same statements from a client, connecting (pgbench -C) | - | | - | | %.1f | - |\n' "$client"
 }

@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # Registers a local directory of migration files into a database, with nothing but bash and psql:
 #
-#   scripts/load-migrations.sh [--project NAME] [--up | --apply] DIR [psql connection options]
+#   scripts/load-migrations.sh [--project NAME] [--up | --apply] [--print] DIR [psql connection options]
 #
 # DIR holds files in the layout of dbmate, golang-migrate, sqlx, diesel or Flyway (see the
 # README); the server places them (migrate.register_files), so this script only ships them, in
 # one statement.
 # --up then calls SELECT migrate.up(), --apply CALL migrate.apply(). Connection options and
-# PG* environment variables go to psql, e.g. -h db.internal -U deployer -d app.
+# PG* environment variables go to psql, e.g. -h db.internal -U deployer -d app. --print prints
+# the statements instead, for another client (or a review) to send.
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 [--project NAME] [--up | --apply] DIR [psql options]" >&2
+    echo "usage: $0 [--project NAME] [--up | --apply] [--print] DIR [psql options]" >&2
     exit 2
 }
 
 project=default
 then=""
+print=false
 while (($#)); do
     case $1 in
     --project) project=${2:?--project needs a name}; shift 2 ;;
     --up | --apply) then=$1; shift ;;
+    --print) print=true; shift ;;
     -h | --help) usage ;;
     *) break ;;
     esac
@@ -66,10 +69,15 @@ join() {
 }
 quote "$project"
 project_literal=$quoted
-{
+statements() {
     echo "SELECT migrate.register_files(ARRAY[$(join "${paths[@]}")]::text[], ARRAY[$(join "${contents[@]}")]::text[], $project_literal) AS registered_or_updated;"
     case $then in
     --up) echo "SELECT migrate.up(NULL, $project_literal) AS applied;" ;;
     --apply) echo "CALL migrate.apply(NULL, $project_literal);" ;;
     esac
-} | psql -X -q -v ON_ERROR_STOP=1 "$@"
+}
+if $print; then
+    statements
+else
+    statements | psql -X -q -v ON_ERROR_STOP=1 "$@"
+fi

@@ -265,6 +265,25 @@ fn the_bash_and_psql_loader_registers_a_local_directory() {
         ),
         6
     );
+    // --print sends nothing: it prints the statements, which any client can send.
+    let printed = load(&db, dir.path(), &["--print", "--project", "printed"]);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.status('printed')"
+        ),
+        0
+    );
+    client
+        .batch_execute(&String::from_utf8(printed.stdout).unwrap())
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.status('printed') WHERE state = 'pending'"
+        ),
+        6
+    );
 }
 
 /// The loader sends the files beside the SQL that carry a tool's no-transaction directive, and
