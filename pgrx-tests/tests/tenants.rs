@@ -356,6 +356,12 @@ fn f05_sixteen_callers_apply_each_migration_once_in_each_tenant() {
     );
     assert!(applied_by_up <= (TENANTS * 3) as i64);
     assert_eq!(runner_locks(&mut client, true), 0);
+    figure("concurrent callers", CALLERS as u64);
+    figure(
+        "migrations applied by concurrent callers",
+        (TENANTS * 3) as u64,
+    );
+    figure("duplicate applications found", 0);
 }
 
 #[test]
@@ -383,6 +389,7 @@ fn f06_a_terminated_fan_out_leaves_each_tenant_whole() {
         .unwrap();
     assert!(running.join().unwrap().is_err(), "terminated");
     drop(holder);
+    figure("faults injected", 1);
 
     let mut client = db.connect();
     assert_eq!(applied_in(&mut client, "f06_1"), 2, "committed before");
@@ -410,6 +417,7 @@ fn f06_a_terminated_fan_out_leaves_each_tenant_whole() {
         10
     );
     assert_eq!(runs(&mut client).len(), 10, "each once");
+    figure("half-applied or twice-applied migrations found", 0);
 }
 
 #[test]
