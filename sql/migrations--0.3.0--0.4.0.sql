@@ -72,6 +72,8 @@ DROP FUNCTION migrate.verify(text);
 DROP FUNCTION migrate.history(text);
 DROP FUNCTION migrate.status(text);
 
+-- status(), history() and verify() run without JIT: short reads, whose estimates grow with the
+-- tenants until compiling them would cost far more than running them.
 CREATE FUNCTION migrate.status(project text DEFAULT NULL)
 RETURNS TABLE (
     project     text,
@@ -88,36 +90,51 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-    WITH histories AS MATERIALIZED (
-        -- each history of a project: its own (tenant ''), or, for one that fans out over
-        -- tenant schemas, each tenant's, in the order of its tenant set resolved now
-        SELECT p.project, ''::text AS tenant, 0::bigint AS position
-          FROM (SELECT m.project FROM migrate.migrations m
-                 WHERE $1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1
-                UNION
-                SELECT r.project FROM migrate.repeatables r
-                 WHERE $1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1) p
-         WHERE NOT EXISTS (SELECT FROM migrate.tenant_sets t WHERE t.project OPERATOR(pg_catalog.=) p.project)
-        UNION ALL
+    WITH tenants AS MATERIALIZED (
+        -- the tenants of each project that fans out over tenant schemas, resolved now, in order
         SELECT t.project, l.tenant, l.position
           FROM migrate.tenant_sets t
          CROSS JOIN LATERAL migrate.tenants(t.project) WITH ORDINALITY l(tenant, canary, position)
          WHERE $1 IS NULL OR t.project OPERATOR(pg_catalog.=) $1
+    ), versioned AS (
+        -- each registered migration in each history of its project: the project's own (tenant
+        -- ''), or each tenant's; two scans, so that a project without tenants is read as before
+        SELECT m.project, '' AS tenant, 0::bigint AS position, m.version, m.name, m.checksum,
+               m.transactional, m.version_key, a.version IS NOT NULL AS applied, a.applied_at,
+               a.applied_by, a.duration_ms, a.event_id
+          FROM migrate.migrations m
+          LEFT JOIN migrate.applied a
+                 ON a.project OPERATOR(pg_catalog.=) m.project
+                AND a.tenant OPERATOR(pg_catalog.=) ''
+                AND a.version OPERATOR(pg_catalog.=) m.version
+         WHERE ($1 IS NULL OR m.project OPERATOR(pg_catalog.=) $1)
+           -- the projects with tenants read once (a hashed subplan), not once per migration
+           AND m.project NOT IN (SELECT t.project FROM migrate.tenant_sets t)
+        UNION ALL
+        SELECT m.project, h.tenant, h.position, m.version, m.name, m.checksum,
+               m.transactional, m.version_key, a.version IS NOT NULL, a.applied_at,
+               a.applied_by, a.duration_ms, a.event_id
+          FROM tenants h
+          JOIN migrate.migrations m ON m.project OPERATOR(pg_catalog.=) h.project
+          LEFT JOIN migrate.applied a
+                 ON a.project OPERATOR(pg_catalog.=) m.project
+                AND a.tenant OPERATOR(pg_catalog.=) h.tenant
+                AND a.version OPERATOR(pg_catalog.=) m.version
     )
     SELECT s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum,
            NULLIF(s.tenant, '')
       FROM (
-        SELECT m.project, h.tenant, h.position, m.version, m.name,
+        SELECT v.project, v.tenant, v.position, v.version, v.name,
                CASE
-                   WHEN a.version IS NOT NULL THEN 'applied'
+                   WHEN v.applied THEN 'applied'
                    -- failed until applied, or until its body is replaced (an update event);
                    -- partial while some statements of a non-transactional one have run, which an
                    -- update (of the statements that have not) does not change
                    ELSE CASE (SELECT e.event FROM migrate.events e
-                               WHERE e.project OPERATOR(pg_catalog.=) m.project
-                                 AND e.version OPERATOR(pg_catalog.=) m.version
-                                 AND e.tenant OPERATOR(pg_catalog.=) ANY (ARRAY['', h.tenant])
-                                 AND (m.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
+                               WHERE e.project OPERATOR(pg_catalog.=) v.project
+                                 AND e.version OPERATOR(pg_catalog.=) v.version
+                                 AND e.tenant OPERATOR(pg_catalog.=) ANY (ARRAY['', v.tenant])
+                                 AND (v.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
                                ORDER BY e.id DESC LIMIT 1)
                             WHEN 'failed' THEN 'failed'
                             WHEN 'started' THEN 'partial'
@@ -125,18 +142,13 @@ AS $$
                             ELSE 'pending'
                         END
                END AS state,
-               a.applied_at, a.applied_by, a.duration_ms, m.checksum,
-               false AS repeatable, a.event_id AS applied_order, m.version_key AS sort_key
-          FROM histories h
-          JOIN migrate.migrations m ON m.project OPERATOR(pg_catalog.=) h.project
-          LEFT JOIN migrate.applied a
-                 ON a.project OPERATOR(pg_catalog.=) m.project
-                AND a.tenant OPERATOR(pg_catalog.=) h.tenant
-                AND a.version OPERATOR(pg_catalog.=) m.version
+               v.applied_at, v.applied_by, v.duration_ms, v.checksum,
+               false AS repeatable, v.event_id AS applied_order, v.version_key AS sort_key
+          FROM versioned v
         UNION ALL
         -- repeatable migrations, after the versioned ones: applied while the body last run is
         -- the registered one, failed while its last run with that body failed
-        SELECT r.project, h.tenant, h.position, NULL, r.name,
+        SELECT r.project, COALESCE(h.tenant, ''), COALESCE(h.position, 0), NULL, r.name,
                CASE
                    WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'reapply' THEN 'applied'
                    WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
@@ -144,20 +156,23 @@ AS $$
                END,
                a.at, a.role, a.duration_ms, r.checksum,
                true, a.id, pg_catalog.convert_to(r.name, 'UTF8')
-          FROM histories h
-          JOIN migrate.repeatables r ON r.project OPERATOR(pg_catalog.=) h.project
+          FROM migrate.repeatables r
+          LEFT JOIN tenants h ON h.project OPERATOR(pg_catalog.=) r.project
           LEFT JOIN LATERAL (SELECT e.event, e.checksum FROM migrate.repeatable_events e
                               WHERE e.project OPERATOR(pg_catalog.=) r.project
                                 AND e.name OPERATOR(pg_catalog.=) r.name
-                                AND e.tenant OPERATOR(pg_catalog.=) h.tenant
+                                AND e.tenant OPERATOR(pg_catalog.=) COALESCE(h.tenant, '')
                                 AND e.event OPERATOR(pg_catalog.=) ANY ('{reapply,failed}')
                               ORDER BY e.id DESC LIMIT 1) l ON true
           LEFT JOIN LATERAL (SELECT e.id, e.at, e.role, e.duration_ms FROM migrate.repeatable_events e
                               WHERE e.project OPERATOR(pg_catalog.=) r.project
                                 AND e.name OPERATOR(pg_catalog.=) r.name
-                                AND e.tenant OPERATOR(pg_catalog.=) h.tenant
+                                AND e.tenant OPERATOR(pg_catalog.=) COALESCE(h.tenant, '')
                                 AND e.event OPERATOR(pg_catalog.=) 'reapply'
                               ORDER BY e.id DESC LIMIT 1) a ON true
+         WHERE ($1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1)
+           AND (h.project IS NOT NULL
+                OR r.project NOT IN (SELECT t.project FROM migrate.tenant_sets t))
       ) s
      ORDER BY s.project, s.position, s.repeatable, s.applied_order NULLS LAST, s.sort_key
 $$;
