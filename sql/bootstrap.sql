@@ -58,6 +58,8 @@ CREATE TABLE migrate.applied (
 COMMENT ON TABLE migrate.applied IS 'migrations applied now, kept beside the history; its primary key makes a second application impossible';
 COMMENT ON COLUMN migrate.applied.event_id IS 'the up event that applied it; orders migrations by application';
 COMMENT ON COLUMN migrate.applied.tenant IS 'the tenant schema it is applied in; empty for a project without tenants';
+-- Whether a migration is applied in any tenant, and the foreign key's checks.
+CREATE INDEX applied_migration_idx ON migrate.applied (project, version);
 
 CREATE TABLE migrate.repeatables (
     project       text        NOT NULL,

@@ -14,6 +14,8 @@ ALTER TABLE migrate.applied ADD COLUMN tenant text NOT NULL DEFAULT '';
 COMMENT ON COLUMN migrate.applied.tenant IS 'the tenant schema it is applied in; empty for a project without tenants';
 ALTER TABLE migrate.applied DROP CONSTRAINT applied_pkey;
 ALTER TABLE migrate.applied ADD PRIMARY KEY (project, tenant, version);
+-- Whether a migration is applied in any tenant, and the foreign key's checks.
+CREATE INDEX applied_migration_idx ON migrate.applied (project, version);
 
 ALTER TABLE migrate.repeatable_events ADD COLUMN tenant text NOT NULL DEFAULT '';
 DROP INDEX migrate.repeatable_events_idx;

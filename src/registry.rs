@@ -111,7 +111,7 @@ fn store_checked(
     checked: &Checked<'_>,
     existing: Option<Registered>,
 ) -> Result<Registration, MigrateError> {
-    let request = checked.request;
+    let request = blank_down_as_none(checked.request);
     if let Some(existing) = &existing {
         if existing.version != request.version {
             return Err(MigrateError::VersionCollision {
@@ -243,6 +243,18 @@ fn changes(existing: &Registered, new: &NewMigration<'_>) -> String {
         });
     }
     changed.join(", ")
+}
+
+/// A blank down section (dbmate's, of a migration without a down) means no down body, known
+/// without parsing it: an unchanged migration is then found unchanged before any parsing.
+fn blank_down_as_none(request: Request<'_>) -> Request<'_> {
+    match request.down_sql {
+        Some(down_sql) if request.empty_down_is_none && down_sql.trim().is_empty() => Request {
+            down_sql: None,
+            ..request
+        },
+        _ => request,
+    }
 }
 
 /// A down body without statements (an empty down section or file) means no down body.
