@@ -131,8 +131,8 @@ fresh() {
     psql -X -q -d bench -c "CREATE EXTENSION migrations"
 }
 
-# TOOLS (a space-separated subset, psql-1 always first) narrows a run to some of them.
-read -r -a tools <<<"${TOOLS:-psql-1 psql-each dbmate sqitch sqlx up apply}"
+# PEERS (a space-separated subset, psql-1 always first) narrows a run to some of them.
+read -r -a tools <<<"${PEERS:-psql-1 psql-each dbmate sqitch sqlx up apply}"
 for kind in light ddl; do
     n=$([[ $kind == light ]] && echo "$N_LIGHT" || echo "$N_DDL")
     echo "generating $n $kind migrations..." >&2
