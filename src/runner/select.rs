@@ -44,6 +44,10 @@ pub fn to_run_up(project: &Project, target: Option<&str>) -> Result<Vec<Migratio
 }
 
 fn refuse_out_of_order(project: &Project, pending: &[Migration]) -> Result<(), MigrateError> {
+    // Nothing pending (every start-up after the first): nothing to compare.
+    if pending.is_empty() {
+        return Ok(());
+    }
     let Some((highest, highest_key)) = store::highest_applied(project)? else {
         return Ok(());
     };
