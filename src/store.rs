@@ -63,7 +63,8 @@ fn tables() -> Result<Tables, MigrateError> {
     Ok(known)
 }
 
-fn tables_are_current() -> Result<bool, MigrateError> {
+/// Whether the tables know the non-transactional lane and repeatable migrations (0.3.0 on).
+fn tables_know_lanes() -> Result<bool, MigrateError> {
     Ok(tables()? >= Tables::Lanes)
 }
 
@@ -79,7 +80,7 @@ pub fn forget_tables() {
 
 /// The `transactional` column of migration `m`, or what it would hold before it existed.
 fn transactional_column() -> Result<&'static str, MigrateError> {
-    Ok(if tables_are_current()? {
+    Ok(if tables_know_lanes()? {
         "m.transactional"
     } else {
         "true"
@@ -107,8 +108,8 @@ fn tenant_insert(parameter: usize) -> Result<(&'static str, String), MigrateErro
 }
 
 /// Refuses what only the tables of 0.3.0 on can hold.
-fn needs_current_tables() -> Result<(), MigrateError> {
-    if tables_are_current()? {
+fn needs_lane_tables() -> Result<(), MigrateError> {
+    if tables_know_lanes()? {
         Ok(())
     } else {
         Err(MigrateError::ExtensionNotUpdated {
@@ -232,7 +233,7 @@ fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
 
 /// The repeatable migrations of `project` whose body is not the one last run, by name.
 pub fn repeatables_due(project: &Project) -> Result<Vec<Migration>, MigrateError> {
-    if !tables_are_current()? {
+    if !tables_know_lanes()? {
         return Ok(Vec::new());
     }
     let query = format!(
@@ -268,7 +269,7 @@ pub fn registered_repeatable(
     project: &str,
     name: &str,
 ) -> Result<Option<(String, String)>, MigrateError> {
-    needs_current_tables()?;
+    needs_lane_tables()?;
     select_row(
         "SELECT r.body, r.checksum FROM migrate.repeatables r WHERE r.project = $1 AND r.name = $2",
         &[project.into(), name.into()],
@@ -546,7 +547,7 @@ const STATEMENT_EVENTS: &str = "migrate.events e
 /// `SELECT` list of a `Registered` (and its version key), from `migrate.migrations m`. Only a
 /// non-transactional migration can be partly applied, so only for one are the events read.
 fn registered_columns() -> Result<String, MigrateError> {
-    let lane = if tables_are_current()? {
+    let lane = if tables_know_lanes()? {
         format!("m.transactional, NOT m.transactional AND EXISTS (SELECT FROM {STATEMENT_EVENTS})")
     } else {
         "true, false".to_owned()
@@ -597,7 +598,7 @@ pub fn registered_in(project: &str) -> Result<HashMap<Vec<u8>, Registered>, Migr
     select_rows(&query, &[project.into()], registered_row)
 }
 
-/// `column` and `value` when the tables have the lane's column (see `tables_are_current`), nothing
+/// `column` and `value` when the tables have the lane's column (see `tables_know_lanes`), nothing
 /// when they do not, where only a transactional `migration` can be stored. Parameters that a
 /// statement does not use are fine when their types are given.
 fn lane_parts<'a>(
@@ -606,9 +607,9 @@ fn lane_parts<'a>(
     value: &'a str,
 ) -> Result<(&'a str, &'a str), MigrateError> {
     if !migration.lane.is_transactional() {
-        needs_current_tables()?;
+        needs_lane_tables()?;
     }
-    Ok(if tables_are_current()? {
+    Ok(if tables_know_lanes()? {
         (column, value)
     } else {
         ("", "")
@@ -752,8 +753,8 @@ fn insert_event(
     statement: Option<usize>,
 ) -> Result<(), MigrateError> {
     // Only a non-transactional migration has statements, and only tables that know the lane
-    // hold one (see `tables_are_current`).
-    let (column, value) = if statement.is_some() && tables_are_current()? {
+    // hold one (see `tables_know_lanes`).
+    let (column, value) = if statement.is_some() && tables_know_lanes()? {
         (", statement", ", $8")
     } else {
         ("", "")
