@@ -129,15 +129,19 @@ fn store_checked(
             keeps_what_ran(&request, existing)?;
         }
     }
-    let request = if request.empty_down_is_none {
-        without_empty_down(request)
-    } else {
-        request
-    };
     check_body(request.up_sql, request.place(Body::Up), request.lane)?;
-    if let Some(down_sql) = request.down_sql {
-        check_body(down_sql, request.place(Body::Down), request.lane)?;
-    }
+    // A down body without statements (an empty down file, a section of comments) means no
+    // down body where the request says so; the parse that finds it so is the check.
+    let request = match request.down_sql {
+        Some(down_sql) => match check_body(down_sql, request.place(Body::Down), request.lane) {
+            Err(MigrateError::EmptyBody { .. }) if request.empty_down_is_none => Request {
+                down_sql: None,
+                ..request
+            },
+            checked => checked.map(|()| request)?,
+        },
+        None => request,
+    };
     let checksum = checksum(request.up_sql);
     let migration = NewMigration {
         project: request.project,
@@ -253,24 +257,6 @@ fn blank_down_as_none(request: Request<'_>) -> Request<'_> {
             down_sql: None,
             ..request
         },
-        _ => request,
-    }
-}
-
-/// A down body without statements (an empty down section or file) means no down body.
-fn without_empty_down<'a>(request: Request<'a>) -> Request<'a> {
-    match request.down_sql {
-        Some(down_sql)
-            if matches!(
-                parse::statements(down_sql, &request.place(Body::Down), request.lane),
-                Err(MigrateError::EmptyBody { .. })
-            ) =>
-        {
-            Request {
-                down_sql: None,
-                ..request
-            }
-        }
         _ => request,
     }
 }
