@@ -73,7 +73,8 @@ fn register_repeatable(
 }
 
 /// Makes `project` fan out over tenant schemas, given as a list (`schemas`) or as a query
-/// whose first column names them (`query`, run as the caller whenever a call starts): each
+/// whose first column names them (`query`, run whenever a call starts, as the role that set
+/// it): each
 /// migration then runs once in each tenant, with `search_path` set to it. `apply()` runs the
 /// first `canary` tenants first, and stops when one of them fails. Returns how many tenants
 /// the set names now.

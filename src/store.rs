@@ -97,6 +97,17 @@ fn tenant_column(alias: &str) -> Result<String, MigrateError> {
     })
 }
 
+/// The condition that a row of `migrate.applied a` is in `project`'s history (its tenant's, in
+/// a tenant), with `$1` and `$2` bound to `history_of(project)`.
+fn applied_in_history() -> Result<String, MigrateError> {
+    Ok(format!("a.project = $1 AND {} = $2", tenant_column("a")?))
+}
+
+/// The two parameters `applied_in_history` names: the project and its tenant key.
+fn history_of(project: &Project) -> [DatumWithOid<'_>; 2] {
+    [(**project).into(), project.tenant_key().into()]
+}
+
 /// `, tenant` and `, $parameter` for an INSERT into a history table, or nothing before the
 /// column existed.
 fn tenant_insert(parameter: usize) -> Result<(&'static str, String), MigrateError> {
@@ -247,21 +258,17 @@ pub fn repeatables_due(project: &Project) -> Result<Vec<Migration>, MigrateError
           ORDER BY r.name COLLATE \"C\"",
         tenant_column("e")?
     );
-    select_rows(
-        &query,
-        &[(**project).into(), project.tenant_key().into()],
-        |row| {
-            Ok(Migration {
-                version: row.get(1)?.unwrap_or_default(),
-                name: "repeatable".to_owned(),
-                body: row.get(2)?,
-                checksum: row.get(3)?.unwrap_or_default(),
-                registered_by: row.get(4)?.unwrap_or_default(),
-                lane: Lane::Transactional,
-                repeatable: true,
-            })
-        },
-    )
+    select_rows(&query, &history_of(project), |row| {
+        Ok(Migration {
+            version: row.get(1)?.unwrap_or_default(),
+            name: "repeatable".to_owned(),
+            body: row.get(2)?,
+            checksum: row.get(3)?.unwrap_or_default(),
+            registered_by: row.get(4)?.unwrap_or_default(),
+            lane: Lane::Transactional,
+            repeatable: true,
+        })
+    })
 }
 
 /// The body and checksum of the repeatable migration `name` of `project`, if registered.
@@ -363,10 +370,10 @@ fn first_text(row: &SpiHeapTupleData<'_>) -> SpiResult<String> {
 fn applied_versions(project: &Project) -> Result<HashSet<String>, MigrateError> {
     select_rows(
         &format!(
-            "SELECT a.version FROM migrate.applied a WHERE a.project = $1 AND {} = $2",
-            tenant_column("a")?
+            "SELECT a.version FROM migrate.applied a WHERE {}",
+            applied_in_history()?
         ),
-        &[(**project).into(), project.tenant_key().into()],
+        &history_of(project),
         first_text,
     )
 }
@@ -440,11 +447,10 @@ pub fn applied_newest_first(
         .transpose()?;
     let newest_first: Vec<String> = select_rows::<String, Vec<String>>(
         &format!(
-            "SELECT a.version FROM migrate.applied a WHERE a.project = $1 AND {} = $2
-              ORDER BY a.event_id DESC",
-            tenant_column("a")?
+            "SELECT a.version FROM migrate.applied a WHERE {} ORDER BY a.event_id DESC",
+            applied_in_history()?
         ),
-        &[(**project).into(), project.tenant_key().into()],
+        &history_of(project),
         first_text,
     )?
     .into_iter()
@@ -508,21 +514,17 @@ pub fn highest_applied(project: &Project) -> Result<Option<(String, Vec<u8>)>, M
         "SELECT m.version, m.version_key
            FROM migrate.applied a
            JOIN migrate.migrations m ON m.project = a.project AND m.version = a.version
-          WHERE a.project = $1 AND {} = $2
+          WHERE {}
           ORDER BY m.version_key DESC
           LIMIT 1",
-        tenant_column("a")?
+        applied_in_history()?
     );
-    select_row(
-        &query,
-        &[(**project).into(), project.tenant_key().into()],
-        |row| {
-            Ok((
-                row.get(1)?.unwrap_or_default(),
-                row.get(2)?.unwrap_or_default(),
-            ))
-        },
-    )
+    select_row(&query, &history_of(project), |row| {
+        Ok((
+            row.get(1)?.unwrap_or_default(),
+            row.get(2)?.unwrap_or_default(),
+        ))
+    })
 }
 
 /// The version key of a registered version of `project`.

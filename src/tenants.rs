@@ -69,7 +69,7 @@ pub fn set(
                     configured_by = excluded.configured_by, configured_at = pg_catalog.now()",
             &[
                 (*call.project).into(),
-                schemas.clone().into(),
+                schemas.into(),
                 query.into(),
                 canary.into(),
                 call.role.as_str().into(),
