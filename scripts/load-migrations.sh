@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Registers a local directory of migration files into a database, with nothing but bash and psql:
+# Registers a local directory of migration files into a database, with nothing but bash, awk and
+# psql:
 #
 #   scripts/load-migrations.sh [--project NAME] [--up | --apply] [--print] DIR [psql connection options]
 #
@@ -8,7 +9,8 @@
 # one statement.
 # --up then calls SELECT migrate.up(), --apply CALL migrate.apply(). Connection options and
 # PG* environment variables go to psql, e.g. -h db.internal -U deployer -d app. --print prints
-# the statements instead, for another client (or a review) to send.
+# the statements instead, for another client (or a review) to send. PSQL names the psql to run
+# (Debian's /usr/bin/psql is a Perl wrapper that costs more to start than the no-op start-up).
 set -euo pipefail
 
 usage() {
@@ -32,52 +34,62 @@ dir=${1:-}
 [[ -n $dir && -d $dir ]] || usage
 shift
 
-# quote TEXT: sets $quoted to a dollar-quoted literal of TEXT whose tag does not occur in it, so
-# no quote, backslash, colon or dollar in a path or body can end it early. psql passes it on
-# untouched (it interpolates no variables inside quotes). Pure bash: no process per file.
-quote() {
-    local tag=migrate n=0
-    while [[ $1 == *"\$$tag\$"* ]]; do
-        tag=migrate$((++n))
-    done
-    printf -v quoted '$%s$%s$%s$' "$tag" "$1" "$tag"
-}
-
-paths=() contents=()
-add() { # add RELATIVE_PATH FILE
-    local content=""
-    IFS= read -r -d '' content <"$2" || true
-    quote "$1"
-    paths+=("$quoted")
-    quote "$content"
-    contents+=("$quoted")
-}
+# The files of DIR that a layout may hold: *.sql and *.sql.conf, and every file one level down
+# (diesel's directories). Hidden files are skipped, as by the server's import_dir.
+files=()
 for entry in "$dir"/*; do
-    name=${entry##*/}
     if [[ -d $entry ]]; then
         for inner in "$entry"/*; do
-            [[ -f $inner ]] && add "$name/${inner##*/}" "$inner"
+            [[ -f $inner ]] && files+=("$inner")
         done
-    elif [[ -f $entry && ($name == *.sql || $name == *.sql.conf) ]]; then
-        add "$name" "$entry"
+    elif [[ -f $entry && ($entry == *.sql || $entry == *.sql.conf) ]]; then
+        files+=("$entry")
     fi
 done
 
-join() {
-    local IFS=,
-    echo "$*"
-}
-quote "$project"
-project_literal=$quoted
+# One awk process reads every file and writes the statements: a process or a bash function per
+# file costs more than the server's whole no-op start-up. Every path, content and the project
+# are dollar-quoted with a tag that does not occur in them, so no quote, backslash, colon or
+# dollar can end them early; psql passes them on untouched (it interpolates no variables inside
+# quotes). awk reads a file as records, so each is read twice, split on two different bytes:
+# only a file that ends in the separator loses it, it cannot end in both, and the longer of the
+# two reads is the file. LC_ALL=C: bytes, whatever the locale.
 statements() {
-    echo "SELECT migrate.register_files(ARRAY[$(join "${paths[@]}")]::text[], ARRAY[$(join "${contents[@]}")]::text[], $project_literal) AS registered_or_updated;"
-    case $then in
-    --up) echo "SELECT migrate.up(NULL, $project_literal) AS applied;" ;;
-    --apply) echo "CALL migrate.apply(NULL, $project_literal);" ;;
-    esac
+    LC_ALL=C MIGRATE_DIR=$dir MIGRATE_PROJECT=$project MIGRATE_THEN=$then awk '
+    function slurp(path, separator,    record, content, records, status) {
+        RS = separator
+        while ((status = (getline record < path)) > 0)
+            content = content (records++ ? separator : "") record
+        close(path)
+        if (status < 0) {
+            printf "load-migrations.sh: cannot read %s\n", path > "/dev/stderr"
+            exit 2
+        }
+        return content
+    }
+    function quoted(text,    tag, n) {
+        tag = "migrate"
+        while (index(text, "$" tag "$"))
+            tag = "migrate" (++n)
+        return "$" tag "$" text "$" tag "$"
+    }
+    BEGIN {
+        for (i = 1; i < ARGC; i++) {
+            first = slurp(ARGV[i], "\001")
+            second = slurp(ARGV[i], "\002")
+            paths = paths (i > 1 ? "," : "") quoted(substr(ARGV[i], length(ENVIRON["MIGRATE_DIR"]) + 2))
+            contents = contents (i > 1 ? "," : "") quoted(length(first) >= length(second) ? first : second)
+        }
+        project = quoted(ENVIRON["MIGRATE_PROJECT"])
+        printf "SELECT migrate.register_files(ARRAY[%s]::text[], ARRAY[%s]::text[], %s) AS registered_or_updated;\n", paths, contents, project
+        if (ENVIRON["MIGRATE_THEN"] == "--up")
+            printf "SELECT migrate.up(NULL, %s) AS applied;\n", project
+        else if (ENVIRON["MIGRATE_THEN"] == "--apply")
+            printf "CALL migrate.apply(NULL, %s);\n", project
+    }' "${files[@]}"
 }
 if $print; then
     statements
 else
-    statements | psql -X -q -v ON_ERROR_STOP=1 "$@"
+    statements | "${PSQL:-psql}" -X -q -v ON_ERROR_STOP=1 "$@"
 fi

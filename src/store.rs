@@ -5,7 +5,7 @@
 //! has written, a new snapshot per statement): either way a runner that waited sees what its
 //! predecessor committed.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use pgrx::datum::DatumWithOid;
@@ -864,102 +864,120 @@ pub fn catalog() -> Result<BTreeSet<String>, MigrateError> {
     })
 }
 
-/// Writes the outcome of each applied or reverted migration. Its statements are planned once
-/// per call, not once per migration.
+/// Records the outcome of each migration a verb applies or reverts. The rows wait here, in the
+/// order the migrations ran, each with the time its migration ended, until `write()` writes them
+/// all with one statement: the bookkeeping of each migration (two inserts, their index entries
+/// and foreign key checks, planned and run apart) cost more than a trivial body. Every verb
+/// writes before it commits or returns, and before anything else it records, which the same
+/// sequence numbers.
 pub struct Recorder {
     up: OwnedPreparedStatement,
     down: OwnedPreparedStatement,
+    waiting: RefCell<Waiting>,
 }
 
-const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
-const FLOAT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::FLOAT8OID);
+/// Rows waiting in a `Recorder`, as the arrays its statements take: one direction at a time.
+#[derive(Default)]
+struct Waiting {
+    reverted: bool,
+    projects: Vec<String>,
+    versions: Vec<String>,
+    tenants: Vec<String>,
+    events: Vec<&'static str>,
+    roles: Vec<String>,
+    durations: Vec<f64>,
+    checksums: Vec<String>,
+    ended: Vec<TimestampWithTimeZone>,
+}
+
+impl Waiting {
+    fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+}
+
+const TEXT_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID);
+const FLOAT8_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::FLOAT8ARRAYOID);
+const TIMESTAMPTZ_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZARRAYOID);
+
+/// The rows of a `Waiting` as a relation `d`, in their order `n`.
+const WAITING: &str = "WITH d AS (
+    SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),
+                             pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),
+                             pg_catalog.unnest($7), pg_catalog.unnest($8))
+             WITH ORDINALITY AS d(project, version, tenant, event, role, duration_ms, checksum, at, n))";
 
 impl Recorder {
     pub fn new() -> Result<Self, MigrateError> {
-        let (column, value) = tenant_insert(7)?;
-        let (down_column, down_value) = tenant_insert(6)?;
-        let tenant = tenant_column("a")?;
+        let (tenant, d_tenant, e_tenant) = if tables_know_tenants()? {
+            (", tenant", ", d.tenant", ", e.tenant")
+        } else {
+            ("", "", "")
+        };
+        let a_tenant = tenant_column("a")?;
+        let types = [
+            TEXT_ARRAY,
+            TEXT_ARRAY,
+            TEXT_ARRAY,
+            TEXT_ARRAY,
+            TEXT_ARRAY,
+            FLOAT8_ARRAY,
+            TEXT_ARRAY,
+            TIMESTAMPTZ_ARRAY,
+        ];
         Ok(Spi::connect_mut(|client| {
             let up = client
                 .prepare_mut(
                     &format!(
-                        "WITH e AS (
-                             INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum{column})
-                             VALUES ($1, $2, $6, $3, $4, $5{value})
-                             RETURNING id, at)
-                         INSERT INTO migrate.applied (project, version, event_id, applied_at, applied_by, duration_ms, checksum{column})
-                         SELECT $1, $2, e.id, e.at, $3, $4, $5{value} FROM e"
+                        "{WAITING},
+                         e AS (
+                             INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum, at{tenant})
+                             SELECT d.project, d.version, d.event, d.role, d.duration_ms, d.checksum, d.at{d_tenant}
+                               FROM d ORDER BY d.n
+                             RETURNING id, project, version, role, duration_ms, checksum, at{tenant})
+                         INSERT INTO migrate.applied (project, version, event_id, applied_at, applied_by, duration_ms, checksum{tenant})
+                         SELECT e.project, e.version, e.id, e.at, e.role, e.duration_ms, e.checksum{e_tenant} FROM e"
                     ),
-                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT, TEXT, TEXT],
+                    &types,
                 )?
                 .keep();
             let down = client
                 .prepare_mut(
                     &format!(
-                        "WITH a AS (
-                             DELETE FROM migrate.applied a
-                              WHERE a.project = $1 AND a.version = $2 AND {tenant} = $6
-                             RETURNING a.checksum)
-                         INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum{down_column})
-                         SELECT $1, $2, $5, $3, $4, a.checksum{down_value} FROM a"
+                        "{WAITING},
+                         a AS (
+                             DELETE FROM migrate.applied a USING d
+                              WHERE a.project = d.project AND a.version = d.version AND {a_tenant} = d.tenant
+                             RETURNING d.n, a.checksum)
+                         INSERT INTO migrate.events (project, version, event, role, duration_ms, checksum, at{tenant})
+                         SELECT d.project, d.version, d.event, d.role, d.duration_ms, a.checksum, d.at{d_tenant}
+                           FROM d JOIN a ON a.n = d.n ORDER BY d.n"
                     ),
-                    &[TEXT, TEXT, TEXT, FLOAT8, TEXT, TEXT],
+                    &types,
                 )?
                 .keep();
-            Ok::<_, pgrx::spi::Error>(Recorder { up, down })
+            Ok::<_, pgrx::spi::Error>(Recorder {
+                up,
+                down,
+                waiting: RefCell::default(),
+            })
         })?)
     }
 
-    /// Records `migration` applied: by running it (`up`), or by `baseline`.
-    fn record_applied(
-        &self,
-        project: &Project,
-        migration: &Migration,
-        role: &str,
-        duration_ms: f64,
-        event: Event,
-    ) -> Result<(), MigrateError> {
-        Spi::connect_mut(|client| {
-            client
-                .update(
-                    &self.up,
-                    None,
-                    &[
-                        (**project).into(),
-                        migration.version.as_str().into(),
-                        role.into(),
-                        duration_ms.into(),
-                        migration.checksum.as_str().into(),
-                        event.as_str().into(),
-                        project.tenant_key().into(),
-                    ],
-                )
-                .map(|_| ())
-        })?;
-        Ok(())
-    }
-
+    /// Notes `migration` applied in `project`'s history by `role`, by running it in
+    /// `duration_ms` (`event` `Up`) or without (`Baseline`, `Adopt`).
     pub fn applied(
         &self,
         project: &Project,
         migration: &Migration,
         role: &str,
         duration_ms: f64,
-    ) -> Result<(), MigrateError> {
-        self.record_applied(project, migration, role, duration_ms, Event::Up)
-    }
-
-    /// Records `migration` applied without running it (`event`: `Baseline`, `Adopt`).
-    pub fn marked_applied(
-        &self,
-        project: &Project,
-        migration: &Migration,
-        role: &str,
         event: Event,
     ) -> Result<(), MigrateError> {
-        self.record_applied(project, migration, role, 0.0, event)
+        self.note(false, project, migration, role, duration_ms, event)
     }
 
+    /// Notes `migration` reverted in `project`'s history by `role`, in `duration_ms`.
     pub fn reverted(
         &self,
         project: &Project,
@@ -967,18 +985,73 @@ impl Recorder {
         role: &str,
         duration_ms: f64,
     ) -> Result<(), MigrateError> {
+        self.note(true, project, migration, role, duration_ms, Event::Down)
+    }
+
+    fn note(
+        &self,
+        reverted: bool,
+        project: &Project,
+        migration: &Migration,
+        role: &str,
+        duration_ms: f64,
+        event: Event,
+    ) -> Result<(), MigrateError> {
+        if self.waiting.borrow().reverted != reverted {
+            self.write()?;
+        }
+        // SAFETY: GetCurrentTimestamp reads the clock, as clock_timestamp() does.
+        let ended = TimestampWithTimeZone::try_from(unsafe { pg_sys::GetCurrentTimestamp() })
+            .expect("the clock reads a finite time");
+        let mut waiting = self.waiting.borrow_mut();
+        waiting.reverted = reverted;
+        waiting.projects.push((**project).to_owned());
+        waiting.versions.push(migration.version.clone());
+        waiting.tenants.push(project.tenant_key().to_owned());
+        waiting.events.push(event.as_str());
+        waiting.roles.push(role.to_owned());
+        waiting.durations.push(duration_ms);
+        waiting.checksums.push(migration.checksum.clone());
+        waiting.ended.push(ended);
+        Ok(())
+    }
+
+    /// Writes the rows waiting, as the calling identity (the owner's, in every verb).
+    pub fn write(&self) -> Result<(), MigrateError> {
+        let waiting = self.waiting.take();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let statement = if waiting.reverted {
+            &self.down
+        } else {
+            &self.up
+        };
+        let Waiting {
+            projects,
+            versions,
+            tenants,
+            events,
+            roles,
+            durations,
+            checksums,
+            ended,
+            ..
+        } = waiting;
         Spi::connect_mut(|client| {
             client
                 .update(
-                    &self.down,
+                    statement,
                     None,
                     &[
-                        (**project).into(),
-                        migration.version.as_str().into(),
-                        role.into(),
-                        duration_ms.into(),
-                        Event::Down.as_str().into(),
-                        project.tenant_key().into(),
+                        projects.into(),
+                        versions.into(),
+                        tenants.into(),
+                        events.into(),
+                        roles.into(),
+                        durations.into(),
+                        checksums.into(),
+                        ended.into(),
                     ],
                 )
                 .map(|_| ())

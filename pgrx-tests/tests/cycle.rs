@@ -418,3 +418,86 @@ fn register_script_splits_the_dbmate_layout() {
         "a down section without SQL is no down body"
     );
 }
+
+/// The journal of one `up()` and one `down()`: each migration's event in the order it ran, with
+/// the time it ended (after its body ran, before the next body started), a repeatable
+/// migration's after the versioned ones it followed, and each applied row with its event's time.
+#[test]
+fn the_journal_keeps_each_migrations_order_and_time() {
+    let db = TestDb::new("journal");
+    let mut client = db.connect();
+    client
+        .batch_execute("CREATE TABLE ran (version text, direction text, at timestamptz)")
+        .unwrap();
+    let logged = |version: &str, direction: &str| {
+        format!("INSERT INTO ran VALUES ('{version}', '{direction}', clock_timestamp())")
+    };
+    for version in ["1", "2", "3"] {
+        client
+            .query_one(
+                "SELECT migrate.register($1, 'step', $2, $3)",
+                &[&version, &logged(version, "up"), &logged(version, "down")],
+            )
+            .unwrap();
+    }
+    client
+        .query_one(
+            "SELECT migrate.register_repeatable('refresh', $1)",
+            &[&logged("refresh", "up")],
+        )
+        .unwrap();
+    assert_eq!(up(&mut client).unwrap(), 4);
+    assert_eq!(call(&mut client, "SELECT migrate.down(3)"), 3);
+
+    // Each event sits between its own body's run and the next body's.
+    let out_of_place: Vec<String> = client
+        .query(
+            "WITH h AS (SELECT h.id, h.version, split_part(h.event, ' ', -1) AS direction, h.at
+                          FROM migrate.history() h
+                         WHERE h.event IN ('up', 'down', 'repeatable reapply')),
+                  r AS (SELECT r.*, lead(r.at) OVER (ORDER BY r.at) AS next_at FROM ran r)
+             SELECT h.version || ' ' || h.direction
+               FROM h LEFT JOIN r ON r.version = h.version
+                                 AND r.direction = replace(h.direction, 'reapply', 'up')
+              WHERE r.at IS NULL OR h.at < r.at OR h.at >= COALESCE(r.next_at, 'infinity')",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(out_of_place, Vec::<String>::new());
+    let journal: Vec<String> = client
+        .query(
+            "SELECT h.version || ' ' || h.event FROM migrate.history() h
+              WHERE h.event <> 'register' AND h.event <> 'repeatable register' ORDER BY h.id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        journal,
+        [
+            "1 up",
+            "2 up",
+            "3 up",
+            "refresh repeatable reapply",
+            "3 down",
+            "2 down",
+            "1 down"
+        ]
+    );
+
+    // The applied row and its event share one time.
+    assert_eq!(up(&mut client).unwrap(), 3);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.applied a JOIN migrate.events e ON e.id = a.event_id
+              WHERE a.applied_at = e.at AND e.event = 'up'"
+        ),
+        3
+    );
+}

@@ -238,11 +238,32 @@ fn the_bash_and_psql_loader_registers_a_local_directory() {
     let tricky = "-- migrate:up\nCREATE TABLE \"it's\" (note text DEFAULT E'a\\\\b:c $1 `x` $migrate$');\n-- migrate:down\nDROP TABLE \"it's\";\n";
     let mut files = EVERY_LAYOUT.to_vec();
     files.push(("20260106_it's a \"name\".sql", tricky));
+    // awk reads files as records: a file that ends in either byte it splits on arrives whole.
+    files.push((
+        "20260107_ends in 1.sql",
+        "-- migrate:up\nSELECT 1; -- \u{1}",
+    ));
+    files.push((
+        "20260108_ends in 2.sql",
+        "-- migrate:up\nSELECT 2; -- \u{2}\u{1}\u{2}",
+    ));
     let dir = Directory::new("loader", &files);
     load(&db, dir.path(), &["--apply"]);
     let mut expected = every_layout_registered();
     expected.push(("20260106".into(), "it's a \"name\"".into(), true));
+    expected.push(("20260107".into(), "ends in 1".into(), false));
+    expected.push(("20260108".into(), "ends in 2".into(), false));
     assert_eq!(registered(&mut client), expected);
+    let ends: Vec<String> = client
+        .query(
+            "SELECT right(up_sql, 4) FROM migrate.migrations WHERE version IN ('20260107', '20260108') ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(ends, ["-- \u{1}", " \u{2}\u{1}\u{2}"]);
     assert!(all_in_state(&mut client, "applied"));
     let default: String = client
         .query_one(
@@ -263,7 +284,7 @@ fn the_bash_and_psql_loader_registers_a_local_directory() {
             &mut client,
             "SELECT count(*) FROM migrate.status('other') WHERE state = 'pending'"
         ),
-        6
+        8
     );
     // --print sends nothing: it prints the statements, which any client can send.
     let printed = load(&db, dir.path(), &["--print", "--project", "printed"]);
@@ -282,7 +303,7 @@ fn the_bash_and_psql_loader_registers_a_local_directory() {
             &mut client,
             "SELECT count(*) FROM migrate.status('printed') WHERE state = 'pending'"
         ),
-        6
+        8
     );
 }
 

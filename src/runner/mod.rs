@@ -204,11 +204,13 @@ fn in_one_transaction(
         }
         count += stream.migrations.len();
     }
+    call.as_owner(|| recorder.write())?;
     Ok(count as i32)
 }
 
 /// Records that the `direction` body of `migration` ran in `duration_ms`, as the owner, and says
-/// so: applied, reverted, or (a repeatable migration) reapplied.
+/// so: applied, reverted, or (a repeatable migration) reapplied. What waits in `recorder` is
+/// written before a repeatable migration's event, which the same sequence numbers.
 fn record(
     call: &Call,
     recorder: &Recorder,
@@ -219,11 +221,14 @@ fn record(
     let (project, role) = (&call.project, &call.role);
     let done = match direction {
         Body::Up if migration.repeatable => {
-            call.as_owner(|| store::record_reapplied(project, migration, role, duration_ms))?;
+            call.as_owner(|| {
+                recorder.write()?;
+                store::record_reapplied(project, migration, role, duration_ms)
+            })?;
             "reapplied"
         }
         Body::Up => {
-            call.as_owner(|| recorder.applied(project, migration, role, duration_ms))?;
+            call.as_owner(|| recorder.applied(project, migration, role, duration_ms, Event::Up))?;
             "applied"
         }
         Body::Down => {
@@ -232,6 +237,22 @@ fn record(
         }
     };
     report(call, migration, done, duration_ms);
+    Ok(())
+}
+
+/// Records as `record` does, writes what it recorded, and commits: `apply()` and `revert()`
+/// commit each migration with its record.
+fn record_and_commit(
+    call: &Call,
+    recorder: &Recorder,
+    migration: &Migration,
+    direction: Body,
+    duration_ms: f64,
+    committing: &Committing,
+) -> Result<(), MigrateError> {
+    record(call, recorder, migration, direction, duration_ms)?;
+    call.as_owner(|| recorder.write())?;
+    committing.commit();
     Ok(())
 }
 
@@ -372,8 +393,14 @@ fn one_at_a_time(
                 // can be recorded and committed before the error is raised.
                 match executor.run_alone(migration, direction, DeferredChecks::AtBodyEnd) {
                     Ok(duration_ms) => {
-                        record(&call, &recorder, migration, direction, duration_ms)?;
-                        committing.commit();
+                        record_and_commit(
+                            &call,
+                            &recorder,
+                            migration,
+                            direction,
+                            duration_ms,
+                            &committing,
+                        )?;
                         *done.entry(tenant.clone()).or_default() += 1;
                     }
                     Err(error) => {
@@ -468,10 +495,11 @@ pub fn mark_applied(prepared: Prepared, event: Event) -> Result<i32, MigrateErro
     for stream in streams {
         call.project = stream.project;
         for migration in &stream.migrations {
-            call.as_owner(|| recorder.marked_applied(&call.project, migration, &call.role, event))?;
+            call.as_owner(|| recorder.applied(&call.project, migration, &call.role, 0.0, event))?;
         }
         count += stream.migrations.len();
     }
+    call.as_owner(|| recorder.write())?;
     notice!(
         "{} marked applied without being run",
         counted(count, "migration")

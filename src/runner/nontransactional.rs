@@ -10,7 +10,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use super::execute::Executor;
-use super::record;
+use super::record_and_commit;
 use crate::call::Call;
 use crate::error::{ErrorParts, MigrateError};
 use crate::parse::{self, Statement};
@@ -81,9 +81,14 @@ pub fn run(
         }
     }
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    record(call, recorder, migration, direction, duration_ms)?;
-    committing.commit();
-    Ok(())
+    record_and_commit(
+        call,
+        recorder,
+        migration,
+        direction,
+        duration_ms,
+        committing,
+    )
 }
 
 /// One statement of the migration being run.
