@@ -20,6 +20,8 @@ RUNS=${RUNS:-7}
 DIR=${MIGRATIONS_BENCH_DIR:-/tmp/migrations-bench}
 PORT=${MIGRATIONS_BENCH_PORT:-54334}
 source scripts/postgres.sh
+# PostgreSQL's own psql and tools: Debian's /usr/bin/psql is a Perl wrapper costing ~45 ms a start.
+export PATH=$PG_BIN:$PATH
 BIN=$PG_BIN
 
 bash scripts/setup.sh

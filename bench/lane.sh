@@ -15,6 +15,8 @@ RUNS=${RUNS:-3}
 DIR=${MIGRATIONS_BENCH_DIR:-/tmp/migrations-bench-lane}
 PORT=${MIGRATIONS_BENCH_PORT:-54335}
 source scripts/postgres.sh
+# PostgreSQL's own psql and tools: Debian's /usr/bin/psql is a Perl wrapper costing ~45 ms a start.
+export PATH=$PG_BIN:$PATH
 
 bash scripts/setup.sh
 export PYTHONPATH=$PWD/target/python-apps${PYTHONPATH:+:$PYTHONPATH}

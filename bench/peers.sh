@@ -19,6 +19,8 @@ RUNS=${RUNS:-3}
 DIR=${MIGRATIONS_BENCH_DIR:-/tmp/migrations-peers}
 PORT=${MIGRATIONS_BENCH_PORT:-54335}
 source scripts/postgres.sh
+# PostgreSQL's own psql and tools: Debian's /usr/bin/psql is a Perl wrapper costing ~45 ms a start.
+export PATH=$PG_BIN:$PATH
 BIN=$PG_BIN
 TOOLS=$DIR-tools
 
