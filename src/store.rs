@@ -974,7 +974,7 @@ impl Recorder {
         duration_ms: f64,
         event: Event,
     ) -> Result<(), MigrateError> {
-        self.note(false, project, migration, role, duration_ms, event)
+        self.note(project, migration, role, duration_ms, event)
     }
 
     /// Notes `migration` reverted in `project`'s history by `role`, in `duration_ms`.
@@ -985,18 +985,19 @@ impl Recorder {
         role: &str,
         duration_ms: f64,
     ) -> Result<(), MigrateError> {
-        self.note(true, project, migration, role, duration_ms, Event::Down)
+        self.note(project, migration, role, duration_ms, Event::Down)
     }
 
+    /// Adds a row; a row of the other direction than those waiting writes them first.
     fn note(
         &self,
-        reverted: bool,
         project: &Project,
         migration: &Migration,
         role: &str,
         duration_ms: f64,
         event: Event,
     ) -> Result<(), MigrateError> {
+        let reverted = event == Event::Down;
         if self.waiting.borrow().reverted != reverted {
             self.write()?;
         }
