@@ -1,8 +1,8 @@
 -- Two group roles for the migrations extension: grant them to login roles.
 -- Run as a superuser (or the extension's owner) after CREATE EXTENSION migrations.
 
--- Read-only: sees what is applied and pending, the history, what verify() finds, and what up()
--- or down() would run.
+-- Read-only: sees what is applied and pending, the history, what verify() finds, what up()
+-- or down() would run, and the catalog against its snapshots.
 CREATE ROLE migrate_reader NOLOGIN;
 GRANT USAGE ON SCHEMA migrate TO migrate_reader;
 GRANT EXECUTE ON FUNCTION
@@ -11,6 +11,9 @@ GRANT EXECUTE ON FUNCTION
     migrate.verify(text),
     migrate.plan(text, text),
     migrate.plan_down(integer, text),
+    migrate.snapshot(text[]),
+    migrate.snapshot_changes(jsonb, jsonb),
+    migrate.drift(text),
     migrate.tenants(text)
 TO migrate_reader;
 

@@ -32,4 +32,5 @@ awk -F '\t' '
         row("bad inputs with a correct result", sum["bad inputs with a correct result"])
         row("privilege checks passed", sum["privilege checks passed"])
         row("pgspot files checked, no finding", sum["pgspot files checked, no finding"])
+        row("snapshot checks passed", sum["snapshot checks passed"])
     }' "$figures"

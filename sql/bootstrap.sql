@@ -101,6 +101,20 @@ COMMENT ON TABLE migrate.tenant_sets IS 'projects that fan out over tenant schem
 COMMENT ON COLUMN migrate.tenant_sets.query IS 'a query whose first column names the tenant schemas, in order; run read-only as configured_by, with search_path = pg_catalog, pg_temp';
 COMMENT ON COLUMN migrate.tenant_sets.canary IS 'apply() runs the first canary tenants first, and stops before the rest when one of them fails';
 
+CREATE TABLE migrate.snapshots (
+    id       bigint      NOT NULL DEFAULT pg_catalog.nextval('migrate.events_id_seq') PRIMARY KEY,
+    project  text        NOT NULL,
+    version  text        NOT NULL,
+    hash     text        NOT NULL,
+    snapshot jsonb       NOT NULL,
+    role     text        NOT NULL,
+    at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+CREATE INDEX snapshots_migration_idx ON migrate.snapshots (project, version, id);
+COMMENT ON TABLE migrate.snapshots IS 'the catalog of the user schemas (migrate.snapshot()) as the migrations of a call left it; numbered with migrate.events, it describes the catalog after every event before it';
+COMMENT ON COLUMN migrate.snapshots.version IS 'the migration that ran last before it (a repeatable one''s name)';
+COMMENT ON COLUMN migrate.snapshots.hash IS 'SHA-256 (hex) of the snapshot''s text';
+
 SELECT pg_catalog.pg_extension_config_dump('migrate.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.events', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.events_id_seq', '');
@@ -108,3 +122,4 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.applied', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.repeatables', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.repeatable_events', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.tenant_sets', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.snapshots', '');

@@ -12,7 +12,8 @@ RETURNS TABLE (
     applied_by  text,
     duration_ms double precision,
     checksum    text,
-    tenant      text
+    tenant      text,
+    snapshot    text
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -50,7 +51,14 @@ AS $$
                 AND a.version OPERATOR(pg_catalog.=) m.version
     )
     SELECT s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum,
-           NULLIF(s.tenant, '')
+           NULLIF(s.tenant, ''),
+           -- the catalog stored right after the migration last ran (see migrate.snapshots)
+           (SELECT k.hash FROM migrate.snapshots k
+             WHERE s.applied_order IS NOT NULL AND s.tenant OPERATOR(pg_catalog.=) ''
+               AND k.project OPERATOR(pg_catalog.=) s.project
+               AND k.version OPERATOR(pg_catalog.=) COALESCE(s.version, s.name)
+               AND k.id OPERATOR(pg_catalog.>) s.applied_order
+             ORDER BY k.id LIMIT 1)
       FROM (
         SELECT v.project, v.tenant, v.position, v.version, v.name,
                CASE
@@ -105,7 +113,7 @@ AS $$
      ORDER BY s.project, s.position, s.repeatable, s.applied_order NULLS LAST, s.sort_key
 $$;
 COMMENT ON FUNCTION migrate.status(text) IS
-    'one row per registered migration of a project (NULL: all) in each of its histories (its own, or each tenant''s), applied ones in apply order, then pending ones in version order, then the repeatable ones (version NULL) by name';
+    'one row per registered migration of a project (NULL: all) in each of its histories (its own, or each tenant''s), applied ones in apply order, then pending ones in version order, then the repeatable ones (version NULL) by name; snapshot is the hash of the catalog stored right after it ran';
 
 CREATE FUNCTION migrate.history(project text DEFAULT NULL)
 RETURNS TABLE (
@@ -137,11 +145,99 @@ AS $$
                e.duration_ms, e.checksum, e.detail, NULL, e.tenant
           FROM migrate.repeatable_events e
          WHERE $1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1
+        UNION ALL
+        -- the catalog stored after the migration named, with its hash as checksum
+        SELECT k.id, k.project, k.version, 'snapshot', k.role, k.at, NULL, k.hash, NULL, NULL, ''
+          FROM migrate.snapshots k
+         WHERE $1 IS NULL OR k.project OPERATOR(pg_catalog.=) $1
       ) h
      ORDER BY h.id
 $$;
 COMMENT ON FUNCTION migrate.history(text) IS
-    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration; tenant names the tenant schema an event happened in; a repeatable migration''s events give its name as version';
+    'the event log of a project (NULL: all), oldest first; statement numbers the statements of a non-transactional migration; tenant names the tenant schema an event happened in; a repeatable migration''s events give its name as version; a snapshot event gives the hash of the catalog stored after the migration named';
+
+CREATE FUNCTION migrate.snapshot_changes(before jsonb, after jsonb)
+RETURNS TABLE (path text[], change text, was jsonb, now jsonb)
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- down both values while both are objects that differ; a key on one side only, or a value
+    -- that is not an object on both, is a change
+    WITH RECURSIVE walk (path, was, now) AS (
+        SELECT ARRAY[]::text[], $1, $2
+        UNION ALL
+        SELECT w.path OPERATOR(pg_catalog.||) k.key, w.was OPERATOR(pg_catalog.->) k.key, w.now OPERATOR(pg_catalog.->) k.key
+          FROM walk w
+         CROSS JOIN LATERAL (
+               SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(w.was) OPERATOR(pg_catalog.=) 'object'
+                                              AND jsonb_typeof(w.now) OPERATOR(pg_catalog.=) 'object'
+                                              AND w.was OPERATOR(pg_catalog.<>) w.now THEN w.was END)
+               UNION
+               SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(w.was) OPERATOR(pg_catalog.=) 'object'
+                                              AND jsonb_typeof(w.now) OPERATOR(pg_catalog.=) 'object'
+                                              AND w.was OPERATOR(pg_catalog.<>) w.now THEN w.now END)) k(key)
+    )
+    SELECT w.path,
+           CASE WHEN w.was IS NULL THEN 'added' WHEN w.now IS NULL THEN 'removed' ELSE 'changed' END,
+           w.was, w.now
+      FROM walk w
+     WHERE w.was IS DISTINCT FROM w.now
+       AND (jsonb_typeof(w.was) OPERATOR(pg_catalog.=) 'object' AND jsonb_typeof(w.now) OPERATOR(pg_catalog.=) 'object') IS NOT TRUE
+     ORDER BY w.path COLLATE "C"
+$$;
+COMMENT ON FUNCTION migrate.snapshot_changes(jsonb, jsonb) IS
+    'what differs between two snapshots (migrate.snapshot()): one row per key path added, removed or changed, with the value before and after';
+
+-- The snapshot drift() and verify() compare the catalog with: the newest stored by project (NULL:
+-- by any), and, in later, a migration that has run since without one being stored.
+CREATE FUNCTION migrate.reference_snapshot(project text)
+RETURNS TABLE (project text, version text, snapshot jsonb, later text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.project, k.version, k.snapshot,
+           (SELECT l.version
+              FROM (SELECT e.id, e.version FROM migrate.events e
+                     WHERE e.id OPERATOR(pg_catalog.>) k.id AND e.tenant OPERATOR(pg_catalog.=) ''
+                       AND e.event OPERATOR(pg_catalog.=) ANY ('{up,down,baseline,adopt}')
+                       AND ($1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1)
+                    UNION ALL
+                    SELECT e.id, e.name FROM migrate.repeatable_events e
+                     WHERE e.id OPERATOR(pg_catalog.>) k.id AND e.tenant OPERATOR(pg_catalog.=) ''
+                       AND e.event OPERATOR(pg_catalog.=) 'reapply'
+                       AND ($1 IS NULL OR e.project OPERATOR(pg_catalog.=) $1)) l
+             ORDER BY l.id DESC LIMIT 1)
+      FROM migrate.snapshots k
+     WHERE $1 IS NULL OR k.project OPERATOR(pg_catalog.=) $1
+     ORDER BY k.id DESC LIMIT 1
+$$;
+
+CREATE FUNCTION migrate.drift(project text DEFAULT NULL)
+RETURNS TABLE (path text[], change text, was jsonb, now jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reference record;
+    whose text := CASE WHEN drift.project IS NULL THEN '' ELSE pg_catalog.format(' of project "%s"', drift.project) END;
+BEGIN
+    SELECT r.version, r.snapshot, r.later INTO reference FROM migrate.reference_snapshot(drift.project) r;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no snapshot of the catalog is stored%', whose
+              USING ERRCODE = '55000',
+                    HINT = 'up(), apply(), down() and baseline() store one after the migrations they run, unless migrate.snapshots is off.';
+    END IF;
+    IF reference.later IS NOT NULL THEN
+        RAISE EXCEPTION 'the newest snapshot of the catalog% is older than migration "%"', whose, reference.later
+              USING ERRCODE = '55000',
+                    DETAIL = pg_catalog.format('It was stored after migration "%s"; migration "%s" ran later without one.', reference.version, reference.later),
+                    HINT = 'Run migrations with migrate.snapshots set to last or each.';
+    END IF;
+    RETURN QUERY SELECT c.path, c.change, c.was, c.now FROM migrate.snapshot_changes(reference.snapshot, migrate.snapshot()) c;
+END
+$$;
+COMMENT ON FUNCTION migrate.drift(text) IS
+    'what differs between the catalog now and the snapshot stored after the migrations that ran last in project (NULL: in any project): a column added by hand, a dropped index';
 
 CREATE FUNCTION migrate.verify(project text DEFAULT NULL)
 RETURNS TABLE (
@@ -223,13 +319,21 @@ AS $$
                'repeatable migration whose registered body has not run successfully'
           FROM migrate.status($1) s
          WHERE s.version IS NULL AND s.state OPERATOR(pg_catalog.<>) 'applied'
+        UNION ALL
+        -- the catalog differs from the snapshot stored after the migrations that ran last, when
+        -- they are this project's (see drift())
+        SELECT r.project, NULL, r.version, NULL, 6, 'drift',
+               pg_catalog.format('%s: %s', pg_catalog.array_to_string(c.path, ' '), c.change)
+          FROM migrate.reference_snapshot(NULL) r
+         CROSS JOIN LATERAL migrate.snapshot_changes(r.snapshot, migrate.snapshot()) c
+         WHERE r.later IS NULL AND ($1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1)
     )
     SELECT p.project, p.version, p.problem, p.detail, p.tenant
       FROM problems p
      ORDER BY p.project, p.tenant NULLS FIRST, p.version_key, p.rank
 $$;
 COMMENT ON FUNCTION migrate.verify(text) IS
-    'what keeps a project (NULL: all) from being exactly its registered migrations, all applied (in each tenant, for one that fans out over tenant schemas): no rows when it is';
+    'what keeps a project (NULL: all) from being exactly its registered migrations, all applied (in each tenant, for one that fans out over tenant schemas), with the catalog they left: no rows when it is';
 
 -- Functions and procedures are executable by PUBLIC when created; none of these is. The README shows the
 -- GRANTs for a read-only role and a deployer role.

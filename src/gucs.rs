@@ -1,6 +1,6 @@
 //! Settings, all under the reserved prefix `migrate.`.
 
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
 /// `migrate.allow_out_of_order`: apply pending migrations older than the newest applied one.
 static ALLOW_OUT_OF_ORDER: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -16,6 +16,26 @@ static RUNNER_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 
 /// `migrate.max_body_size` (kB): the largest body a registering call accepts.
 static MAX_BODY_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+
+/// When a verb stores a snapshot of the catalog (`migrate.snapshots`).
+#[derive(PostgresGucEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Snapshots {
+    /// After every migration.
+    #[name = c"each"]
+    Each,
+    /// After the last migration of each transaction a verb commits (or leaves to its caller).
+    #[name = c"last"]
+    Last,
+    #[name = c"off"]
+    Off,
+}
+
+/// `migrate.snapshots`: when the catalog is stored after migrations run.
+static SNAPSHOTS: GucSetting<Snapshots> = GucSetting::<Snapshots>::new(Snapshots::Last);
+
+pub fn snapshots() -> Snapshots {
+    SNAPSHOTS.get()
+}
 
 pub fn allow_out_of_order() -> bool {
     ALLOW_OUT_OF_ORDER.get()
@@ -89,6 +109,14 @@ pub fn init() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_enum_guc(
+        c"migrate.snapshots",
+        c"When migrations store a snapshot of the catalog: each, last or off.",
+        c"last stores one after the last migration of each transaction a call commits or returns in; each after every migration, at the cost of a catalog read each; drift() compares the catalog with the newest one.",
+        &SNAPSHOTS,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     crate::postgres::reserve_guc_prefix(c"migrate");
 }

@@ -35,6 +35,7 @@ mod tests;
 ::pgrx::pg_module_magic!(name, version);
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", bootstrap);
+pgrx::extension_sql_file!("../sql/snapshot.sql");
 pgrx::extension_sql_file!("../sql/finalize.sql", finalize);
 
 #[pgrx::pg_guard]

@@ -14,6 +14,7 @@ use pgrx::spi::{OwnedPreparedStatement, SpiHeapTupleData, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{ErrorParts, MigrateError};
+use crate::gucs::{self, Snapshots};
 use crate::place::{Body, Lane, Project};
 
 /// Which release's tables a database holds. A database whose extension is not updated yet
@@ -24,8 +25,10 @@ enum Tables {
     Early,
     /// 0.3.0: the lane's columns, and the tables of repeatable migrations.
     Lanes,
-    /// 0.4.0 on: the tenant columns and `migrate.tenant_sets` too.
+    /// 0.4.0: the tenant columns and `migrate.tenant_sets` too.
     Tenants,
+    /// 0.5.0 on: `migrate.snapshots` too.
+    Snapshots,
 }
 
 thread_local! {
@@ -38,26 +41,29 @@ fn tables() -> Result<Tables, MigrateError> {
     if let Some(known) = TABLES.get() {
         return Ok(known);
     }
-    let (lanes, tenants) = select_row(
+    let (lanes, tenants, snapshots) = select_row(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a
                          WHERE a.attrelid = 'migrate.migrations'::pg_catalog.regclass
                            AND a.attname = 'transactional' AND NOT a.attisdropped),
                 EXISTS (SELECT FROM pg_catalog.pg_attribute a
                          WHERE a.attrelid = 'migrate.applied'::pg_catalog.regclass
-                           AND a.attname = 'tenant' AND NOT a.attisdropped)",
+                           AND a.attname = 'tenant' AND NOT a.attisdropped),
+                pg_catalog.to_regclass('migrate.snapshots') IS NOT NULL",
         &[],
         |row| {
             Ok((
                 row.get::<bool>(1)?.unwrap_or_default(),
                 row.get::<bool>(2)?.unwrap_or_default(),
+                row.get::<bool>(3)?.unwrap_or_default(),
             ))
         },
     )?
     .unwrap_or_default();
-    let known = match (lanes, tenants) {
-        (_, true) => Tables::Tenants,
-        (true, false) => Tables::Lanes,
-        (false, false) => Tables::Early,
+    let known = match (lanes, tenants, snapshots) {
+        (_, _, true) => Tables::Snapshots,
+        (_, true, false) => Tables::Tenants,
+        (true, false, false) => Tables::Lanes,
+        (false, false, false) => Tables::Early,
     };
     TABLES.set(Some(known));
     Ok(known)
@@ -70,7 +76,12 @@ fn tables_know_lanes() -> Result<bool, MigrateError> {
 
 /// Whether the tables know tenants (0.4.0 on).
 pub fn tables_know_tenants() -> Result<bool, MigrateError> {
-    Ok(tables()? == Tables::Tenants)
+    Ok(tables()? >= Tables::Tenants)
+}
+
+/// Whether the tables keep snapshots of the catalog (0.5.0 on).
+fn tables_keep_snapshots() -> Result<bool, MigrateError> {
+    Ok(tables()? >= Tables::Snapshots)
 }
 
 /// Forgets what `tables` read, at the end of each transaction.
@@ -352,7 +363,7 @@ fn record_repeatable_event(
 }
 
 /// Records that the repeatable `migration` ran, in `duration_ms`.
-pub fn record_reapplied(
+fn record_reapplied(
     project: &Project,
     migration: &Migration,
     role: &str,
@@ -869,11 +880,20 @@ pub fn catalog() -> Result<BTreeSet<String>, MigrateError> {
 /// all with one statement: the bookkeeping of each migration (two inserts, their index entries
 /// and foreign key checks, planned and run apart) cost more than a trivial body. Every verb
 /// writes before it commits or returns, and before anything else it records, which the same
-/// sequence numbers.
+/// sequence numbers. `close()` also stores the catalog the migrations left.
 pub struct Recorder {
     up: OwnedPreparedStatement,
     down: OwnedPreparedStatement,
     waiting: RefCell<Waiting>,
+    unkept: RefCell<Option<Unkept>>,
+}
+
+/// The last migration that ran in a project's own history since the catalog was last stored:
+/// the one the next snapshot follows.
+struct Unkept {
+    project: String,
+    version: String,
+    role: String,
 }
 
 /// Rows waiting in a `Recorder`, as the arrays its statements take: one direction at a time.
@@ -960,6 +980,7 @@ impl Recorder {
                 up,
                 down,
                 waiting: RefCell::default(),
+                unkept: RefCell::default(),
             })
         })?)
     }
@@ -988,6 +1009,33 @@ impl Recorder {
         self.note(project, migration, role, duration_ms, Event::Down)
     }
 
+    /// Records that the repeatable `migration` ran in `duration_ms`, after the rows waiting,
+    /// which the same sequence numbers.
+    pub fn reapplied(
+        &self,
+        project: &Project,
+        migration: &Migration,
+        role: &str,
+        duration_ms: f64,
+    ) -> Result<(), MigrateError> {
+        self.write()?;
+        record_reapplied(project, migration, role, duration_ms)?;
+        self.ran(project, migration, role);
+        Ok(())
+    }
+
+    /// Notes that `migration` ran in `project`, changing the catalog. A tenant's are not kept:
+    /// every snapshot describes the tenant schemas too.
+    fn ran(&self, project: &Project, migration: &Migration, role: &str) {
+        if project.tenant().is_none() {
+            self.unkept.replace(Some(Unkept {
+                project: (**project).to_owned(),
+                version: migration.version.clone(),
+                role: role.to_owned(),
+            }));
+        }
+    }
+
     /// Adds a row; a row of the other direction than those waiting writes them first.
     fn note(
         &self,
@@ -1014,6 +1062,34 @@ impl Recorder {
         waiting.durations.push(duration_ms);
         waiting.checksums.push(migration.checksum.clone());
         waiting.ended.push(ended);
+        drop(waiting);
+        self.ran(project, migration, role);
+        Ok(())
+    }
+
+    /// Writes the rows waiting and, unless `migrate.snapshots` is off, stores the catalog as the
+    /// migrations since the last snapshot left it: where the migrations of a transaction end,
+    /// and after each one under `each`.
+    pub fn close(&self) -> Result<(), MigrateError> {
+        self.write()?;
+        let Some(Unkept {
+            project,
+            version,
+            role,
+        }) = self.unkept.take()
+        else {
+            return Ok(());
+        };
+        if gucs::snapshots() == Snapshots::Off || !tables_keep_snapshots()? {
+            return Ok(());
+        }
+        Spi::run_with_args(
+            "INSERT INTO migrate.snapshots (project, version, hash, snapshot, role)
+             SELECT $1, $2, pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(c.snapshot::pg_catalog.text, 'UTF8')), 'hex'),
+                    c.snapshot, $3
+               FROM (SELECT migrate.snapshot() AS snapshot) c",
+            &[project.into(), version.into(), role.into()],
+        )?;
         Ok(())
     }
 

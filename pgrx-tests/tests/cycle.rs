@@ -123,6 +123,33 @@ fn full_cycle_on_the_examples() {
             "checksum is the SHA-256 of the up body"
         );
     }
+    // One snapshot, after the last migration of the call: the catalog as it is now.
+    let snapshots: Vec<(String, Option<String>, bool)> = client
+        .query(
+            "SELECT version, snapshot,
+                    snapshot = encode(sha256(convert_to(migrate.snapshot()::text, 'UTF8')), 'hex')
+               FROM migrate.status()",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                row.get(1),
+                row.get::<_, Option<bool>>(2).unwrap_or(false),
+            )
+        })
+        .collect();
+    let (last, earlier) = snapshots.split_last().unwrap();
+    assert!(
+        last.2,
+        "the last migration's snapshot is the catalog now: {last:?}"
+    );
+    assert!(
+        earlier.iter().all(|(_, hash, _)| hash.is_none()),
+        "{earlier:?}"
+    );
     assert_eq!(up(&mut client).unwrap(), 0, "nothing left to apply");
 
     // The application start-up case writes nothing when nothing changed: registering unchanged
@@ -207,6 +234,8 @@ fn full_cycle_on_the_examples() {
         vec![
             ("down".into(), 1 + (n - 2) + 3),
             ("register".into(), n),
+            // one after each call that ran migrations: up, down, down_to, up, down
+            ("snapshot".into(), 5),
             ("up".into(), n + 2)
         ]
     );
@@ -484,9 +513,11 @@ fn the_journal_keeps_each_migrations_order_and_time() {
             "2 up",
             "3 up",
             "refresh repeatable reapply",
+            "refresh snapshot",
             "3 down",
             "2 down",
-            "1 down"
+            "1 down",
+            "1 snapshot"
         ]
     );
 

@@ -92,6 +92,17 @@ fn dump_and_restore_keep_bodies_history_and_status() {
     assert_eq!(tenanted_before.len(), 4 + 2 + 6);
     let before = snapshot(&mut client);
     assert!(before.len() > 20);
+    // The snapshots of the catalog, and the hashes status() shows.
+    let catalogs = [
+        "SELECT k::text FROM migrate.snapshots k ORDER BY k.id",
+        "SELECT s::text FROM migrate.status() s",
+    ];
+    let catalogs_before = text_rows(&mut client, &catalogs);
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM migrate.snapshots"),
+        3,
+        "one after each call that ran migrations of a project of its own"
+    );
     let last_event = count(&mut client, "SELECT max(id) FROM migrate.history()");
 
     // Also the books alone, restored into a database where the extension is already installed.
@@ -130,6 +141,12 @@ fn dump_and_restore_keep_bodies_history_and_status() {
             "{}: the tenants' histories",
             restored.name
         );
+        assert_eq!(
+            text_rows(&mut client, &catalogs),
+            catalogs_before,
+            "{}: the snapshots",
+            restored.name
+        );
         // The restored database carries on: the rest applies once, event ids continue.
         assert_eq!(up(&mut client).unwrap(), 2);
         assert_eq!(count(&mut client, "SELECT count(*) FROM d5"), 1);
@@ -146,7 +163,7 @@ fn dump_and_restore_keep_bodies_history_and_status() {
 }
 
 /// The earlier releases, installed from their frozen scripts (see `scripts/test.sh`).
-const PREVIOUS: [&str; 5] = ["0.1.0", "0.2.0", "0.2.1", "0.2.2", "0.3.0"];
+const PREVIOUS: [&str; 6] = ["0.1.0", "0.2.0", "0.2.1", "0.2.2", "0.3.0", "0.4.0"];
 
 /// A database with an earlier release and some state: migrations 1-5 registered with logged
 /// bodies, 1-3 applied, 4 reverted once.

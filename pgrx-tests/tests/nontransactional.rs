@@ -288,6 +288,7 @@ fn n02_a_cancelled_build_leaves_no_invalid_index_and_resumes() {
             event("started", 2),
             event("ran", 2),
             whole("up"),
+            whole("snapshot"),
         ]
     );
     figure("faults injected", 1);
@@ -340,6 +341,7 @@ fn n03_a_terminated_build_is_dropped_and_built_again_on_the_next_run() {
             event("started", 2),
             event("ran", 2),
             whole("up"),
+            whole("snapshot"),
         ]
     );
 }
@@ -668,11 +670,13 @@ fn n08_one_transaction_refuses_the_lane_and_revert_runs_it_back() {
         journal(&mut client, "2")[3..],
         [
             whole("up"),
+            whole("snapshot"),
             event("started", 1),
             event("ran", 1),
             event("started", 2),
             event("ran", 2),
             whole("down"),
+            whole("snapshot"),
         ]
     );
 }

@@ -163,7 +163,9 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
         .batch_execute(
             "GRANT migrate_reader TO rm_reader; GRANT migrate_deployer TO rm_deployer;
              CREATE TABLE schema_migrations (version text); GRANT SELECT ON schema_migrations TO rm_deployer;
-             GRANT CREATE ON SCHEMA public TO rm_deployer;",
+             GRANT CREATE ON SCHEMA public TO rm_deployer;
+             SELECT migrate.register('1', 'one', 'SELECT 1', project => 'matrix-snapshot');
+             SELECT migrate.up(project => 'matrix-snapshot');",
         )
         .unwrap();
 
@@ -174,6 +176,19 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
         ("plan", "SELECT count(*) FROM migrate.plan()"),
         ("plan_down", "SELECT count(*) FROM migrate.plan_down(0)"),
         ("rehearse", "SELECT count(*) FROM migrate.rehearse()"),
+        ("snapshot", "SELECT migrate.snapshot()"),
+        (
+            "snapshot_changes",
+            "SELECT count(*) FROM migrate.snapshot_changes('{}', '{}')",
+        ),
+        (
+            "drift",
+            "SELECT count(*) FROM migrate.drift('matrix-snapshot')",
+        ),
+        (
+            "reference_snapshot",
+            "SELECT count(*) FROM migrate.reference_snapshot(NULL)",
+        ),
         (
             "register",
             "SELECT migrate.register('1', 'one', 'CREATE TABLE matrix_one ()', 'DROP TABLE matrix_one')",
@@ -219,6 +234,7 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             "INSERT INTO migrate.applied VALUES ('default', 'x', 1, now(), 'me', 0, 'c')",
         ),
         ("update events", "UPDATE migrate.events SET role = 'me'"),
+        ("select snapshots", "SELECT count(*) FROM migrate.snapshots"),
         ("delete migrations", "DELETE FROM migrate.migrations"),
         ("nextval", "SELECT nextval('migrate.events_id_seq')"),
         (
@@ -261,6 +277,9 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
                 "verify",
                 "plan",
                 "plan_down",
+                "snapshot",
+                "snapshot_changes",
+                "drift",
                 "tenants",
             ],
         ),
@@ -272,6 +291,9 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
                 "verify",
                 "plan",
                 "plan_down",
+                "snapshot",
+                "snapshot_changes",
+                "drift",
                 "rehearse",
                 "register",
                 "register_script",
@@ -313,7 +335,9 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
         vec![
             ("1".to_owned(), "applied".to_owned()),
             ("2".to_owned(), "pending".to_owned()),
-            ("3".to_owned(), "pending".to_owned())
+            ("3".to_owned(), "pending".to_owned()),
+            // the setup's, whose snapshot drift() compares with
+            ("1".to_owned(), "applied".to_owned())
         ]
     );
     assert_eq!(

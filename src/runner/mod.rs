@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 
 use crate::call::Call;
 use crate::error::{ErrorParts, MigrateError};
+use crate::gucs::{self, Snapshots};
 use crate::place::{Body, Lane, Project};
 use crate::postgres::lock::{self, LockScope};
 use crate::postgres::transaction::Committing;
@@ -204,13 +205,13 @@ fn in_one_transaction(
         }
         count += stream.migrations.len();
     }
-    call.as_owner(|| recorder.write())?;
+    call.as_owner(|| recorder.close())?;
     Ok(count as i32)
 }
 
 /// Records that the `direction` body of `migration` ran in `duration_ms`, as the owner, and says
-/// so: applied, reverted, or (a repeatable migration) reapplied. What waits in `recorder` is
-/// written before a repeatable migration's event, which the same sequence numbers.
+/// so: applied, reverted, or (a repeatable migration) reapplied. Under `migrate.snapshots =
+/// each`, the record is written and the catalog stored now.
 fn record(
     call: &Call,
     recorder: &Recorder,
@@ -221,10 +222,7 @@ fn record(
     let (project, role) = (&call.project, &call.role);
     let done = match direction {
         Body::Up if migration.repeatable => {
-            call.as_owner(|| {
-                recorder.write()?;
-                store::record_reapplied(project, migration, role, duration_ms)
-            })?;
+            call.as_owner(|| recorder.reapplied(project, migration, role, duration_ms))?;
             "reapplied"
         }
         Body::Up => {
@@ -236,6 +234,9 @@ fn record(
             "reverted"
         }
     };
+    if gucs::snapshots() == Snapshots::Each {
+        call.as_owner(|| recorder.close())?;
+    }
     report(call, migration, done, duration_ms);
     Ok(())
 }
@@ -251,7 +252,7 @@ fn record_and_commit(
     committing: &Committing,
 ) -> Result<(), MigrateError> {
     record(call, recorder, migration, direction, duration_ms)?;
-    call.as_owner(|| recorder.write())?;
+    call.as_owner(|| recorder.close())?;
     committing.commit();
     Ok(())
 }
@@ -499,7 +500,7 @@ pub fn mark_applied(prepared: Prepared, event: Event) -> Result<i32, MigrateErro
         }
         count += stream.migrations.len();
     }
-    call.as_owner(|| recorder.write())?;
+    call.as_owner(|| recorder.close())?;
     notice!(
         "{} marked applied without being run",
         counted(count, "migration")
