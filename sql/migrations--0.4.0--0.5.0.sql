@@ -38,7 +38,8 @@ AS $$
                          AND NOT EXISTS (SELECT FROM pg_depend d
                                           WHERE d.classid = 'pg_namespace'::regclass AND d.objid = s.oid
                                             AND d.deptype = 'e')
-                    ELSE s.nspname = ANY ($1) END
+                    -- a schema named that does not exist is an error (3F000)
+                    ELSE s.oid = ANY (ARRAY(SELECT quote_ident(x) FROM unnest($1) x)::regnamespace[]::oid[]) END
     ), member AS MATERIALIZED (
         -- objects that belong to an extension: CREATE EXTENSION makes them, not a migration
         SELECT d.classid, d.objid FROM pg_depend d WHERE d.deptype = 'e'
