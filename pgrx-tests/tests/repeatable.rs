@@ -102,9 +102,12 @@ fn r01_a_repeatable_runs_after_the_versioned_ones_and_again_when_it_changes() {
         [
             "repeatable register",
             "repeatable reapply",
+            "snapshot",
             "repeatable update",
-            "repeatable reapply"
-        ]
+            "repeatable reapply",
+            "snapshot"
+        ],
+        "the catalog is stored after the last migration of each call"
     );
     assert!(text_rows(&mut client, &["SELECT problem FROM migrate.verify()"]).is_empty());
     assert_eq!(
