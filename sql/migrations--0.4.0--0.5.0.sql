@@ -2,7 +2,8 @@
 -- schemas as jsonb; up(), apply(), down() and baseline() store one in migrate.snapshots after the
 -- migrations they run (setting migrate.snapshots); status() gains a snapshot column, history()
 -- lists the snapshots, drift() compares the catalog with the newest one, and verify() reports
--- what differs.
+-- what differs. diff() writes the migration that takes the catalog to a desired schema, and
+-- declare() registers it.
 \echo Use "ALTER EXTENSION migrations UPDATE TO '0.5.0'" to load this file. \quit
 
 CREATE TABLE migrate.snapshots (
@@ -68,7 +69,7 @@ AS $$
                                                      AND d.deptype = 'i')
     ), grants AS MATERIALIZED (
         -- an ACL as sorted lines "grantee PRIVILEGE [WITH GRANT OPTION] BY grantor"; NULL while
-        -- the object keeps its default privileges
+        -- the object keeps its default privileges (also once a GRANT is revoked)
         SELECT x.acl,
                (SELECT jsonb_agg(l ORDER BY l)
                   FROM (SELECT format('%s %s%s BY %s',
@@ -88,7 +89,7 @@ AS $$
         || jsonb_strip_nulls(jsonb_build_object(
         'schemas', (SELECT jsonb_object_agg(n.nspname, jsonb_build_object(
                         'owner', pg_get_userbyid(n.nspowner),
-                        'grants', (SELECT g.lines FROM grants g WHERE g.acl = n.nspacl),
+                        'grants', (SELECT g.lines FROM grants g WHERE g.acl = n.nspacl AND n.nspacl <> acldefault('n', n.nspowner)),
                         'comment', obj_description(n.oid, 'pg_namespace')))
                       FROM n),
         'extensions', (SELECT jsonb_object_agg(e.extname, jsonb_build_object(
@@ -104,7 +105,8 @@ AS $$
                                    WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table'
                                    WHEN 'c' THEN 'composite type' END,
             'owner', pg_get_userbyid(c.relowner),
-            'grants', (SELECT g.lines FROM grants g WHERE g.acl = c.relacl),
+            'grants', (SELECT g.lines FROM grants g WHERE g.acl = c.relacl
+                AND c.relacl <> acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)),
             'comment', obj_description(c.oid, 'pg_class'),
             'unlogged', CASE WHEN c.relpersistence = 'u' THEN true END,
             'row_security', CASE WHEN c.relrowsecurity THEN true END,
@@ -190,7 +192,7 @@ AS $$
                          'kind', CASE p.prokind WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure'
                                                 WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window' END,
                          'owner', pg_get_userbyid(p.proowner),
-                         'grants', (SELECT g.lines FROM grants g WHERE g.acl = p.proacl),
+                         'grants', (SELECT g.lines FROM grants g WHERE g.acl = p.proacl AND p.proacl <> acldefault('f', p.proowner)),
                          'comment', obj_description(p.oid, 'pg_proc'),
                          -- an aggregate has no CREATE FUNCTION to show: its parts are routines
                          'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,
@@ -205,7 +207,7 @@ AS $$
                       'kind', CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain'
                                              WHEN 'r' THEN 'range' WHEN 'b' THEN 'base' END,
                       'owner', pg_get_userbyid(t.typowner),
-                      'grants', (SELECT g.lines FROM grants g WHERE g.acl = t.typacl),
+                      'grants', (SELECT g.lines FROM grants g WHERE g.acl = t.typacl AND t.typacl <> acldefault('T', t.typowner)),
                       'comment', obj_description(t.oid, 'pg_type'),
                       'labels', CASE WHEN t.typtype = 'e' THEN
                           (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END,
@@ -587,6 +589,20 @@ REVOKE ALL ON FUNCTION migrate.status(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION migrate.snapshot_changes(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION migrate.reference_snapshot(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION migrate.drift(text) FROM PUBLIC;
+
+CREATE FUNCTION migrate.diff(desired_sql text, schemas text[] DEFAULT NULL, allow_destructive boolean DEFAULT false)
+RETURNS TABLE (up text, down text)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'diff_wrapper';
+
+CREATE FUNCTION migrate.declare(version text, name text, desired_sql text, project text DEFAULT 'default',
+                                schemas text[] DEFAULT NULL, allow_destructive boolean DEFAULT false)
+RETURNS text
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'declare_wrapper';
+
+REVOKE ALL ON FUNCTION migrate.diff(text, text[], boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migrate.declare(text, text, text, text, text[], boolean) FROM PUBLIC;
 
 DO $$
 DECLARE

@@ -49,7 +49,7 @@ AS $$
                                                      AND d.deptype = 'i')
     ), grants AS MATERIALIZED (
         -- an ACL as sorted lines "grantee PRIVILEGE [WITH GRANT OPTION] BY grantor"; NULL while
-        -- the object keeps its default privileges
+        -- the object keeps its default privileges (also once a GRANT is revoked)
         SELECT x.acl,
                (SELECT jsonb_agg(l ORDER BY l)
                   FROM (SELECT format('%s %s%s BY %s',
@@ -69,7 +69,7 @@ AS $$
         || jsonb_strip_nulls(jsonb_build_object(
         'schemas', (SELECT jsonb_object_agg(n.nspname, jsonb_build_object(
                         'owner', pg_get_userbyid(n.nspowner),
-                        'grants', (SELECT g.lines FROM grants g WHERE g.acl = n.nspacl),
+                        'grants', (SELECT g.lines FROM grants g WHERE g.acl = n.nspacl AND n.nspacl <> acldefault('n', n.nspowner)),
                         'comment', obj_description(n.oid, 'pg_namespace')))
                       FROM n),
         'extensions', (SELECT jsonb_object_agg(e.extname, jsonb_build_object(
@@ -85,7 +85,8 @@ AS $$
                                    WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table'
                                    WHEN 'c' THEN 'composite type' END,
             'owner', pg_get_userbyid(c.relowner),
-            'grants', (SELECT g.lines FROM grants g WHERE g.acl = c.relacl),
+            'grants', (SELECT g.lines FROM grants g WHERE g.acl = c.relacl
+                AND c.relacl <> acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)),
             'comment', obj_description(c.oid, 'pg_class'),
             'unlogged', CASE WHEN c.relpersistence = 'u' THEN true END,
             'row_security', CASE WHEN c.relrowsecurity THEN true END,
@@ -171,7 +172,7 @@ AS $$
                          'kind', CASE p.prokind WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure'
                                                 WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window' END,
                          'owner', pg_get_userbyid(p.proowner),
-                         'grants', (SELECT g.lines FROM grants g WHERE g.acl = p.proacl),
+                         'grants', (SELECT g.lines FROM grants g WHERE g.acl = p.proacl AND p.proacl <> acldefault('f', p.proowner)),
                          'comment', obj_description(p.oid, 'pg_proc'),
                          -- an aggregate has no CREATE FUNCTION to show: its parts are routines
                          'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,
@@ -186,7 +187,7 @@ AS $$
                       'kind', CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain'
                                              WHEN 'r' THEN 'range' WHEN 'b' THEN 'base' END,
                       'owner', pg_get_userbyid(t.typowner),
-                      'grants', (SELECT g.lines FROM grants g WHERE g.acl = t.typacl),
+                      'grants', (SELECT g.lines FROM grants g WHERE g.acl = t.typacl AND t.typacl <> acldefault('T', t.typowner)),
                       'comment', obj_description(t.oid, 'pg_type'),
                       'labels', CASE WHEN t.typtype = 'e' THEN
                           (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END,

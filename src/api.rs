@@ -13,7 +13,7 @@ use crate::error::{ErrorParts, MigrateError};
 use crate::place::{Body, Lane, Place, Project};
 use crate::postgres::transaction;
 use crate::runner::select::Revert;
-use crate::{adopt, parse, plan, registry, rehearse, runner, tenants};
+use crate::{adopt, declare, parse, plan, registry, rehearse, runner, tenants};
 
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateError> {
     value.ok_or(MigrateError::NullArgument { argument })
@@ -374,4 +374,50 @@ pub fn body_refusal_in_lane(
         })
         .err()?;
     Some(ErrorParts::from(refusal).summary())
+}
+
+/// The migration that takes the catalog of `schemas` (NULL: every user schema) to the schema
+/// `desired_sql` creates, built in a subtransaction that is rolled back: its up SQL, and its
+/// down SQL where one exists. Steps that lose data are refused unless `allow_destructive`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn diff(
+    desired_sql: Option<&str>,
+    schemas: default!(Option<Vec<String>>, "NULL"),
+    allow_destructive: default!(Option<bool>, false),
+) -> Result<TableIterator<'static, (name!(up, String), name!(down, Option<String>))>, ErrorReport> {
+    let (desired_sql, allow_destructive) = (
+        required(desired_sql, "desired_sql")?,
+        required(allow_destructive, "allow_destructive")?,
+    );
+    let diff = declare::diff("migrate.diff()", desired_sql, schemas, allow_destructive)?;
+    Ok(TableIterator::once((diff.up, diff.down)))
+}
+
+/// Registers the migration `diff()` writes to reach `desired_sql` as an ordinary one; returns
+/// what `register()` does.
+#[pg_extern(volatile, parallel_unsafe)]
+fn declare(
+    version: Option<&str>,
+    name: Option<&str>,
+    desired_sql: Option<&str>,
+    project: default!(Option<&str>, "'default'"),
+    schemas: default!(Option<Vec<String>>, "NULL"),
+    allow_destructive: default!(Option<bool>, false),
+) -> Result<&'static str, ErrorReport> {
+    let (version, name, desired_sql, allow_destructive) = (
+        required(version, "version")?,
+        required(name, "name")?,
+        required(desired_sql, "desired_sql")?,
+        required(allow_destructive, "allow_destructive")?,
+    );
+    let project = self::project(project)?;
+    let registration = declare::declare(
+        &project,
+        version,
+        name,
+        desired_sql,
+        schemas,
+        allow_destructive,
+    )?;
+    Ok(registration.as_str())
 }

@@ -270,6 +270,30 @@ pub enum MigrateError {
     },
     /// The server's own error, kept as it was.
     Server(ErrorParts),
+    /// A schema `diff()` may not compare.
+    DiffScope {
+        schema: String,
+    },
+    /// The desired schema's SQL failed.
+    DesiredSchema {
+        error: ErrorParts,
+    },
+    /// What no statement takes the catalog to in place.
+    DiffImpossible {
+        changes: Vec<String>,
+    },
+    /// What the desired schema would lose, refused unless allowed.
+    DiffDestructive {
+        steps: Vec<String>,
+    },
+    /// Migrations are pending, so the catalog is not the one a declared migration runs on.
+    DeclarePending {
+        project: Project,
+        pending: Vec<String>,
+    },
+    NothingToDeclare {
+        version: String,
+    },
     RunnerBusy {
         waited_ms: i32,
         /// The setting that bounded the wait.
@@ -627,6 +651,45 @@ impl From<MigrateError> for ErrorParts {
             .detail(place.to_string())
             .hint("Bodies run as the role that registered them; register the migration again as an existing role."),
             Server(error) => error,
+            DiffScope { schema } => report(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("schema \"{}\" cannot be compared with a desired schema", shortened(&schema)),
+            )
+            .detail("diff() and declare() compare user schemas: not migrate, pg_catalog, information_schema or pg_*."),
+            DesiredSchema { error } => ErrorParts {
+                detail: Some(match error.detail {
+                    Some(detail) => format!("{detail}\nIn the desired schema's SQL."),
+                    None => "In the desired schema's SQL.".to_owned(),
+                }),
+                ..error
+            },
+            DiffImpossible { changes } => report(
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("the desired schema cannot be reached in place: {}", counted(changes.len(), "change")),
+            )
+            .detail(changes.join("\n"))
+            .hint("Write this migration by hand, or change the desired schema."),
+            DiffDestructive { steps } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("the desired schema loses data: {}", counted(steps.len(), "step")),
+            )
+            .detail(steps.join("\n"))
+            .hint("A rename cannot be told from a drop and an add: write a rename by hand. To drop, call it again with allow_destructive => true."),
+            DeclarePending { project, pending } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "the desired schema cannot be declared while {} {} pending{}",
+                    counted(pending.len(), "migration"),
+                    if pending.len() == 1 { "is" } else { "are" },
+                    project.mention("in")
+                ),
+            )
+            .detail(format!("Pending: {}.", quoted_list(&pending)))
+            .hint("A declared migration is computed from the catalog as it is: apply the pending migrations first."),
+            NothingToDeclare { version } => report(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("the catalog already is the desired schema: migration \"{}\" would have no statement", shortened(&version)),
+            ),
             RunnerBusy { waited_ms, bound, holder } => report(
                 ERRCODE_LOCK_NOT_AVAILABLE,
                 match holder {

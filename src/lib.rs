@@ -10,6 +10,7 @@
 mod adopt;
 mod api;
 mod call;
+mod declare;
 mod earlier;
 mod error;
 mod files;

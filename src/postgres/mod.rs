@@ -8,6 +8,7 @@ pub mod hook;
 pub mod identity;
 pub mod lock;
 pub mod parser;
+pub mod quote;
 pub mod top_level;
 pub mod transaction;
 
