@@ -4,6 +4,7 @@
 //! (socket directory) and `MIGRATIONS_TEST_PGPORT`; every test works in a database of its own,
 //! so tests run in parallel.
 
+mod catalog;
 mod figures;
 mod invariant;
 mod park;
@@ -12,6 +13,7 @@ mod server;
 mod sql;
 mod wait;
 
+pub use catalog::*;
 pub use figures::*;
 pub use invariant::*;
 pub use park::*;

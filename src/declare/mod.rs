@@ -52,14 +52,12 @@ pub fn diff(
         });
     }
     let before = snapshot(schemas.as_deref())?;
-    let scope: Vec<String> = match &schemas {
-        Some(schemas) => schemas.clone(),
-        None => before
-            .get("schemas")
-            .and_then(Value::as_object)
-            .map(|schemas| schemas.keys().cloned().collect())
-            .unwrap_or_default(),
-    };
+    // The schemas that exist of those compared: the desired schema may add the others.
+    let scope: Vec<String> = before
+        .get("schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| schemas.keys().cloned().collect())
+        .unwrap_or_default();
     let (_, role) = identity::current_role();
     let defaults = acl_defaults();
     let after = transaction::rolled_back_subtransaction(|| {

@@ -1069,11 +1069,48 @@ impl Diff<'_> {
                 }
             }
         }
+        // A view on a column whose type changes, or on a relation made again, is made again
+        // too: PostgreSQL refuses to change what a view depends on.
+        let retyped: BTreeSet<String> = paired(before, after)
+            .into_iter()
+            .filter(|(_, was, now)| {
+                paired_members(*was, *now, "columns")
+                    .into_iter()
+                    .any(|(_, old, new)| {
+                        old.is_some_and(|old| {
+                            new.is_some_and(|new| {
+                                text(old, "type") != text(new, "type")
+                                    || text(old, "collation") != text(new, "collation")
+                            })
+                        })
+                    })
+            })
+            .map(|(key, _, _)| key.clone())
+            .collect();
+        loop {
+            let depending: Vec<String> = before
+                .iter()
+                .filter(|(key, view)| {
+                    matches!(text(view, "kind"), Some("view" | "materialized view"))
+                        && !self.dropped_relations.contains(*key)
+                        && qualified_names(text(view, "definition").unwrap_or(""))
+                            .into_iter()
+                            .any(|name| {
+                                retyped.contains(name) || self.dropped_relations.contains(name)
+                            })
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            if depending.is_empty() {
+                break;
+            }
+            self.dropped_relations.extend(depending);
+        }
         for (key, was, now) in paired(before, after) {
             match (was, now) {
                 (Some(was), None) => self.drop_relation(key, was),
                 (None, Some(now)) => self.create_relation(key, now),
-                (Some(was), Some(now)) if was != now => {
+                (Some(was), Some(now)) if was != now || self.dropped_relations.contains(key) => {
                     if self.dropped_relations.contains(key) {
                         self.drop_relation(key, was);
                         self.create_relation(key, now);
@@ -1155,10 +1192,16 @@ impl Diff<'_> {
         if Self::holds_data(kind) {
             self.destructive(format!("drop {} {key}", kind));
         }
+        // What it refers to is dropped after it: its columns' types and defaults, the tables
+        // its foreign keys reference.
         let mut mentions = text(was, "definition").unwrap_or("").to_owned();
         for (_, column) in members(was, "columns") {
             mentions.push(' ');
             mentions.push_str(&column_mentions(column));
+        }
+        for (_, constraint) in members(was, "constraints") {
+            mentions.push(' ');
+            mentions.push_str(text(constraint, "definition").unwrap_or(""));
         }
         self.step(
             Phase::DropObjects,
@@ -1438,8 +1481,8 @@ impl Diff<'_> {
                             self.step(
                                 Phase::CreateObjects,
                                 format!("{alter} DROP EXPRESSION"),
-                                Vec::new(),
-                                key.to_owned(),
+                                vec![key.to_owned()],
+                                String::new(),
                             );
                         } else {
                             self.drop_column(key, name, old, now);
@@ -1468,14 +1511,14 @@ impl Diff<'_> {
                             self.step(
                                 Phase::CreateObjects,
                                 format!("{alter} DROP DEFAULT"),
-                                Vec::new(),
-                                key.to_owned(),
+                                vec![key.to_owned()],
+                                String::new(),
                             );
                         }
                         self.step(
                             Phase::CreateObjects,
                             format!("{alter} TYPE {new_type}{collate}{using}"),
-                            Vec::new(),
+                            vec![key.to_owned()],
                             new_type.to_owned(),
                         );
                     }
@@ -1487,7 +1530,12 @@ impl Diff<'_> {
                             None => String::new(),
                         };
                         if !sql.is_empty() {
-                            self.step(Phase::CreateObjects, sql, Vec::new(), column_mentions(new));
+                            self.step(
+                                Phase::CreateObjects,
+                                sql,
+                                vec![key.to_owned()],
+                                column_mentions(new),
+                            );
                         }
                     }
                     let (old_identity, new_identity) =
@@ -1496,7 +1544,7 @@ impl Diff<'_> {
                         self.step(
                             Phase::CreateObjects,
                             format!("{alter} SET NOT NULL"),
-                            Vec::new(),
+                            vec![key.to_owned()],
                             String::new(),
                         );
                     }
@@ -1507,19 +1555,19 @@ impl Diff<'_> {
                                 "{alter} ADD GENERATED {} AS IDENTITY",
                                 identity.to_uppercase()
                             ),
-                            Vec::new(),
+                            vec![key.to_owned()],
                             String::new(),
                         ),
                         (Some(_), None) => self.step(
                             Phase::CreateObjects,
                             format!("{alter} DROP IDENTITY"),
-                            Vec::new(),
+                            vec![key.to_owned()],
                             String::new(),
                         ),
                         (Some(old), Some(new)) if old != new => self.step(
                             Phase::CreateObjects,
                             format!("{alter} SET GENERATED {}", new.to_uppercase()),
-                            Vec::new(),
+                            vec![key.to_owned()],
                             String::new(),
                         ),
                         _ => {}
@@ -1528,7 +1576,7 @@ impl Diff<'_> {
                         self.step(
                             Phase::CreateObjects,
                             format!("{alter} DROP NOT NULL"),
-                            Vec::new(),
+                            vec![key.to_owned()],
                             String::new(),
                         );
                     }
