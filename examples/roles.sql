@@ -34,7 +34,9 @@ GRANT EXECUTE ON FUNCTION
     migrate.rehearse(text, text),
     migrate.adopt(text, text),
     migrate.set_tenants(text[], text, integer, text),
-    migrate.unset_tenants(text)
+    migrate.unset_tenants(text),
+    migrate.diff(text, text[], boolean),
+    migrate.declare(text, text, text, text, text[], boolean)
 TO migrate_deployer;
 GRANT EXECUTE ON PROCEDURE migrate.apply(text, text), migrate.revert(integer, text) TO migrate_deployer;
 

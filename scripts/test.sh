@@ -72,7 +72,7 @@ count_results() {
 }
 server_version() { "$1" --version | awk '{print $2}'; }
 
-# Every other major: install, the cycle, concurrency, privilege, non-transactional lane, tenants,
+# Every other major: install, the cycle, concurrency, privilege, non-transactional lane, tenants, diff,
 # repeatable and dump/restore tests (update
 # paths from earlier releases included), and a dump of the main server restored onto it.
 MAJORS=$WORK/majors.tsv
@@ -89,7 +89,7 @@ for major in "${PG_OTHER_MAJORS[@]}"; do
     PG_BIN=$major_bin bash scripts/cluster.sh start "$WORK/cluster-$major" "$port" >/dev/null
     MIGRATIONS_TEST_PGHOST="$WORK/cluster-$major" MIGRATIONS_TEST_PGPORT=$port MIGRATIONS_TEST_PGBIN=$major_bin \
         MIGRATIONS_TEST_SOURCE_PGHOST="$WORK/cluster" MIGRATIONS_TEST_SOURCE_PGPORT=54331 MIGRATIONS_TEST_SOURCE_PGBIN="$PG_BIN" \
-        cargo test --package migrations-tests --test cycle --test concurrency --test privileges --test nontransactional --test repeatable --test tenants \
+        cargo test --package migrations-tests --test cycle --test concurrency --test privileges --test nontransactional --test repeatable --test tenants --test declare \
         --test dump_restore --test across_majors -- --skip pgspot --skip n04_ --test-threads "${MIGRATIONS_TEST_THREADS:-4}" 2>&1 |
         tee "$major_output"
     cat "$major_output" >>"$OUTPUT"

@@ -164,6 +164,8 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             "GRANT migrate_reader TO rm_reader; GRANT migrate_deployer TO rm_deployer;
              CREATE TABLE schema_migrations (version text); GRANT SELECT ON schema_migrations TO rm_deployer;
              GRANT CREATE ON SCHEMA public TO rm_deployer;
+             GRANT CREATE ON DATABASE role_matrix TO rm_deployer;
+             CREATE SCHEMA matrix_app AUTHORIZATION rm_deployer;
              SELECT migrate.register('1', 'one', 'SELECT 1', project => 'matrix-snapshot');
              SELECT migrate.up(project => 'matrix-snapshot');",
         )
@@ -219,6 +221,14 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             "SELECT migrate.unset_tenants('matrix-tenants')",
         ),
         ("import_dir", "SELECT migrate.import_dir('/')"),
+        (
+            "diff",
+            "SELECT count(*) FROM migrate.diff('CREATE SCHEMA matrix_app; CREATE TABLE matrix_app.t ()', ARRAY['matrix_app'])",
+        ),
+        (
+            "declare",
+            "SELECT migrate.declare('1', 'one', 'CREATE SCHEMA matrix_app; CREATE TABLE matrix_app.t ()', 'matrix-declare', ARRAY['matrix_app'])",
+        ),
         ("up", "SELECT migrate.up()"),
         ("apply", "CALL migrate.apply()"),
         ("down", "SELECT migrate.down(0)"),
@@ -303,6 +313,8 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
                 "tenants",
                 "set_tenants",
                 "unset_tenants",
+                "diff",
+                "declare",
                 "up",
                 "apply",
                 "down",
@@ -336,6 +348,8 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             ("1".to_owned(), "applied".to_owned()),
             ("2".to_owned(), "pending".to_owned()),
             ("3".to_owned(), "pending".to_owned()),
+            // the one declare() registered
+            ("1".to_owned(), "pending".to_owned()),
             // the setup's, whose snapshot drift() compares with
             ("1".to_owned(), "applied".to_owned())
         ]
