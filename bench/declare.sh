@@ -69,6 +69,9 @@ fresh_db() { # fresh_db NAME [SQL_FILE]
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 snapshot_of() { psql -X -A -t -d "$1" -c "SELECT md5(migrate.snapshot()::text)"; }
+same_schema() { # same_schema DB DB: the two hold the same catalog, or the benchmark stops
+    [[ $(snapshot_of "$1") == $(snapshot_of "$2") ]] || { echo "$1 and $2 differ" >&2; exit 1; }
+}
 url() { echo "postgresql+psycopg2:///$1?host=$DIR&port=$PORT&user=postgres"; }
 
 # diff() from database $1 to desired file $2: prints the up to $3, the time in µs.
@@ -86,12 +89,10 @@ time_diff() {
 time_migra() {
     local start end status=0
     start=$(now_ns)
-    dropdb --if-exists desired 2>/dev/null
-    createdb desired
-    psql_q -d desired -f "$2"
+    fresh_db desired "$2"
     python3 target/bench-python/bin/migra --unsafe "$(url "$1")" "$(url desired)" >"$3" || status=$?
     end=$(now_ns)
-    ((status == 0 || status == 2)) # 2: differences found
+    ((status == 0 || status == 2)) || { echo "migra failed ($status)" >&2; exit 1; } # 2: differences found
     echo $(((end - start) / 1000))
 }
 
@@ -108,10 +109,10 @@ for _ in $(seq 1 "$RUNS"); do
     fresh_db built
     start=$(now_ns); psql_q -d built -1 -f "$WORK/rev0.sql"; end=$(now_ns)
     floor+=($(((end - start) / 1000)))
-    [[ $(snapshot_of applied) == $(snapshot_of built) ]]
+    same_schema applied built
     fresh_db by_migra
     psql_q -d by_migra -1 -f "$WORK/migra-new.sql" >/dev/null 2>&1
-    [[ $(snapshot_of by_migra) == $(snapshot_of built) ]]
+    same_schema by_migra built
 
     start=$(now_ns)
     psql_q -d built -c "SELECT migrate.snapshot()" >/dev/null
@@ -122,10 +123,13 @@ for _ in $(seq 1 "$RUNS"); do
     migra_next+=($(time_migra built "$WORK/rev1.sql" "$WORK/migra-next.sql"))
     diff_none+=($(time_diff built "$WORK/rev0.sql" "$WORK/up-none.sql"))
     migra_none+=($(time_migra built "$WORK/rev0.sql" "$WORK/migra-none.sql"))
-    [[ ! -s $WORK/migra-none.sql ]] && ! grep -qv '^--' "$WORK/up-none.sql"
+    if [[ -s $WORK/migra-none.sql ]] || grep -qv '^--' "$WORK/up-none.sql"; then
+        echo "a diff with nothing to change wrote statements" >&2
+        exit 1
+    fi
     fresh_db next "$WORK/rev1.sql"
     psql_q -d built -1 -f "$WORK/up-next.sql" >/dev/null 2>&1
-    [[ $(snapshot_of built) == $(snapshot_of next) ]]
+    same_schema built next
 done
 
 ms() { printf '%s\n' "$@" | median; }

@@ -51,6 +51,9 @@ EOF
 }
 
 status=0
+mutant "the desired schema kept" \
+    'let after = transaction::subtransaction(|| {' \
+    declare d01_ || status=1
 mutant "no runner lock" \
     'let _ = (lock, RUNNER_LOCK_KEY);' \
     concurrency t01_ || status=1

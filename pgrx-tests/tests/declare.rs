@@ -204,6 +204,12 @@ struct Spec {
     events: usize,
     schema_comment: usize,
     schema_grant: usize,
+    tags: usize,
+    slug: usize,
+    tags_unique: usize,
+    tags_exclusion: usize,
+    tags_index: usize,
+    purge: usize,
 }
 
 const STATUS_LABELS: [&[&str]; 4] = [&[], &["a", "b"], &["a", "b", "c"], &["a", "x", "b", "c"]];
@@ -214,7 +220,7 @@ impl Spec {
         Spec {
             status: pick(4),
             email: pick(4),
-            counter: pick(3),
+            counter: pick(4),
             add: pick(4),
             pair: pick(3),
             range: pick(2),
@@ -239,6 +245,12 @@ impl Spec {
             events: pick(3),
             schema_comment: pick(2),
             schema_grant: pick(2),
+            tags: pick(2),
+            slug: pick(4),
+            tags_unique: pick(3),
+            tags_exclusion: pick(2),
+            tags_index: pick(2),
+            purge: pick(3),
         }
     }
 
@@ -277,11 +289,6 @@ impl Spec {
         }
         if self.email > 0 {
             add("CREATE TABLE app.contacts (id integer, email app.email)");
-        }
-        match self.counter {
-            1 => add("CREATE SEQUENCE app.counter START 10"),
-            2 => add("CREATE SEQUENCE app.counter START 10 INCREMENT 5 CACHE 2"),
-            _ => {}
         }
         match self.add {
             1 => add(
@@ -327,6 +334,12 @@ impl Spec {
         add(&format!(
             "CREATE TABLE app.users (id bigint GENERATED {identity} AS IDENTITY PRIMARY KEY, name {name}{extra})"
         ));
+        match self.counter {
+            1 => add("CREATE SEQUENCE app.counter START 10"),
+            2 => add("CREATE SEQUENCE app.counter START 10 INCREMENT 5 CACHE 2"),
+            3 => add("CREATE SEQUENCE app.counter START 10 OWNED BY app.users.name"),
+            _ => {}
+        }
         match self.users_index {
             1 => add("CREATE INDEX users_name_idx ON app.users (name)"),
             2 => add("CREATE INDEX users_name_idx ON app.users (lower(name))"),
@@ -417,6 +430,41 @@ impl Spec {
                     "CREATE TABLE app.events_2027 PARTITION OF app.events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')",
                 );
             }
+        }
+        if self.tags == 1 {
+            let slug = [
+                "",
+                ", slug text GENERATED ALWAYS AS (lower(label)) STORED",
+                ", slug text GENERATED ALWAYS AS (upper(label)) STORED",
+                ", slug text",
+            ][self.slug];
+            add(&format!(
+                "CREATE TABLE app.tags (id integer, label text, during tsrange{slug})"
+            ));
+            match self.tags_unique {
+                1 => add("ALTER TABLE app.tags ADD CONSTRAINT tags_label_key UNIQUE (label)"),
+                2 => add(
+                    "ALTER TABLE app.tags ADD CONSTRAINT tags_label_key UNIQUE (label) DEFERRABLE INITIALLY DEFERRED",
+                ),
+                _ => {}
+            }
+            if self.tags_exclusion == 1 {
+                add(
+                    "ALTER TABLE app.tags ADD CONSTRAINT tags_during_excl EXCLUDE USING gist (during WITH &&)",
+                );
+            }
+            if self.tags_index == 1 {
+                add("CREATE INDEX tags_label_idx ON app.tags (label text_pattern_ops)");
+            }
+        }
+        match self.purge {
+            1 => add(
+                "CREATE PROCEDURE app.purge(days integer) LANGUAGE plpgsql AS $p$ BEGIN PERFORM days; END $p$",
+            ),
+            2 => add(
+                "CREATE PROCEDURE app.purge(days integer) LANGUAGE plpgsql AS $p$ BEGIN PERFORM days + 1; END $p$",
+            ),
+            _ => {}
         }
         if self.schema_comment == 1 {
             add("COMMENT ON SCHEMA app IS 'the application'");

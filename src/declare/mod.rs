@@ -60,6 +60,7 @@ pub fn diff(
         .unwrap_or_default();
     let (_, role) = identity::current_role();
     let defaults = acl_defaults();
+    // control run "the desired schema kept"
     let after = transaction::rolled_back_subtransaction(|| {
         move_aside(&scope, &before, &role, &defaults)?;
         transaction::subtransaction(|| {

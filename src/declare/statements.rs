@@ -1063,10 +1063,10 @@ impl Diff<'_> {
         self.identity_columns = (identity_columns(before), identity_columns(after));
         // What is dropped whole is known before any drop of what it holds is written.
         for (key, was, now) in paired(before, after) {
-            if let (Some(was), now) = (was, now) {
-                if now.is_none_or(|now| self.recreated(was, now)) {
-                    self.dropped_relations.insert(key.clone());
-                }
+            if let Some(was) = was
+                && now.is_none_or(|now| self.recreated(was, now))
+            {
+                self.dropped_relations.insert(key.clone());
             }
         }
         // A view on a column whose type changes, or on a relation made again, is made again
@@ -1465,16 +1465,10 @@ impl Diff<'_> {
                 );
             };
             match (old, new) {
-                (Some(old), None) => {
-                    if !flag(old, "inherited") {
-                        self.drop_column(key, name, old, now);
-                    }
+                (Some(old), None) if !flag(old, "inherited") => {
+                    self.drop_column(key, name, old, now);
                 }
-                (None, Some(new)) => {
-                    if !flag(new, "inherited") {
-                        added(self, new);
-                    }
-                }
+                (None, Some(new)) if !flag(new, "inherited") => added(self, new),
                 (Some(old), Some(new)) if old != new && !flag(new, "inherited") => {
                     if text(old, "generated") != text(new, "generated") {
                         if text(new, "generated").is_none() {
