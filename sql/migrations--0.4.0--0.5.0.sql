@@ -27,6 +27,8 @@ CREATE FUNCTION migrate.snapshot(schemas text[] DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+-- compiling the large query costs more than running it
+SET jit = off
 AS $$
     WITH RECURSIVE n AS MATERIALIZED (
         -- the schemas described: the ones asked for, or every one but the system's, the

@@ -503,8 +503,13 @@ impl Diff<'_> {
         });
     }
 
+    /// A step that neither makes nor drops anything others refer to.
+    fn plain(&mut self, phase: Phase, sql: String) {
+        self.step(phase, sql, Vec::new(), String::new());
+    }
+
     fn describe(&mut self, sql: String) {
-        self.step(Phase::Describe, sql, Vec::new(), String::new());
+        self.plain(Phase::Describe, sql);
     }
 
     fn destructive(&mut self, what: String) {
@@ -662,20 +667,10 @@ impl Diff<'_> {
             match (was, now) {
                 (Some(_), None) => {
                     self.destructive(format!("drop schema {quoted}"));
-                    self.step(
-                        Phase::DropNamespaces,
-                        format!("DROP SCHEMA {quoted}"),
-                        Vec::new(),
-                        String::new(),
-                    );
+                    self.plain(Phase::DropNamespaces, format!("DROP SCHEMA {quoted}"));
                 }
                 (None, Some(now)) => {
-                    self.step(
-                        Phase::CreateNamespaces,
-                        format!("CREATE SCHEMA {quoted}"),
-                        Vec::new(),
-                        String::new(),
-                    );
+                    self.plain(Phase::CreateNamespaces, format!("CREATE SCHEMA {quoted}"));
                     self.describe_object("SCHEMA", &quoted, Some('n'), None, now);
                 }
                 (Some(was), Some(now)) => {
@@ -692,44 +687,33 @@ impl Diff<'_> {
             match (was, now) {
                 (Some(_), None) => {
                     self.destructive(format!("drop extension {quoted}"));
-                    self.step(
-                        Phase::DropNamespaces,
-                        format!("DROP EXTENSION {quoted}"),
-                        Vec::new(),
-                        String::new(),
-                    );
+                    self.plain(Phase::DropNamespaces, format!("DROP EXTENSION {quoted}"));
                 }
-                (None, Some(now)) => self.step(
+                (None, Some(now)) => self.plain(
                     Phase::CreateExtensions,
                     format!(
                         "CREATE EXTENSION IF NOT EXISTS {quoted} WITH SCHEMA {} VERSION {}",
                         identifier(text(now, "schema").unwrap_or("public")),
                         literal(text(now, "version").unwrap_or(""))
                     ),
-                    Vec::new(),
-                    String::new(),
                 ),
                 (Some(was), Some(now)) => {
                     if text(was, "version") != text(now, "version") {
-                        self.step(
+                        self.plain(
                             Phase::CreateExtensions,
                             format!(
                                 "ALTER EXTENSION {quoted} UPDATE TO {}",
                                 literal(text(now, "version").unwrap_or(""))
                             ),
-                            Vec::new(),
-                            String::new(),
                         );
                     }
                     if text(was, "schema") != text(now, "schema") {
-                        self.step(
+                        self.plain(
                             Phase::CreateExtensions,
                             format!(
                                 "ALTER EXTENSION {quoted} SET SCHEMA {}",
                                 identifier(text(now, "schema").unwrap_or("public"))
                             ),
-                            Vec::new(),
-                            String::new(),
                         );
                     }
                     if text(was, "comment") != text(now, "comment") {
@@ -883,11 +867,9 @@ impl Diff<'_> {
                             Some(next) => format!(" BEFORE {}", literal(next)),
                             None => String::new(),
                         };
-                        self.step(
+                        self.plain(
                             Phase::CreateTypes,
                             format!("ALTER TYPE {key} ADD VALUE {}{place}", literal(label)),
-                            Vec::new(),
-                            String::new(),
                         );
                     }
                 }
@@ -913,11 +895,9 @@ impl Diff<'_> {
                 }
                 if flag(was, "not_null") != flag(now, "not_null") {
                     let verb = if flag(now, "not_null") { "SET" } else { "DROP" };
-                    self.step(
+                    self.plain(
                         Phase::CreateObjects,
                         format!("ALTER DOMAIN {key} {verb} NOT NULL"),
-                        Vec::new(),
-                        String::new(),
                     );
                 }
                 for (name, old, new) in paired_members(Some(was), Some(now), "constraints") {
@@ -925,22 +905,18 @@ impl Diff<'_> {
                         continue;
                     }
                     if old.is_some() {
-                        self.step(
+                        self.plain(
                             Phase::DropConstraints,
                             format!("ALTER DOMAIN {key} DROP CONSTRAINT {}", identifier(name)),
-                            Vec::new(),
-                            String::new(),
                         );
                     }
                     if let Some(check) = new.and_then(Value::as_str) {
-                        self.step(
+                        self.plain(
                             Phase::AddConstraints,
                             format!(
                                 "ALTER DOMAIN {key} ADD CONSTRAINT {} {check}",
                                 identifier(name)
                             ),
-                            Vec::new(),
-                            String::new(),
                         );
                     }
                 }
@@ -1669,12 +1645,7 @@ impl Diff<'_> {
                     } else {
                         Phase::DropConstraints
                     };
-                    self.step(
-                        phase,
-                        format!("{table} DROP CONSTRAINT {quoted}"),
-                        Vec::new(),
-                        String::new(),
-                    );
+                    self.plain(phase, format!("{table} DROP CONSTRAINT {quoted}"));
                 }
                 if let Some(definition) = field(new, "definition").filter(|_| !inherited(new)) {
                     let phase = if foreign(new) {
@@ -1682,11 +1653,9 @@ impl Diff<'_> {
                     } else {
                         Phase::AddConstraints
                     };
-                    self.step(
+                    self.plain(
                         phase,
                         format!("{table} ADD CONSTRAINT {quoted} {definition}"),
-                        Vec::new(),
-                        String::new(),
                     );
                 }
             }
@@ -1703,12 +1672,7 @@ impl Diff<'_> {
             let index = format!("{}.{}", schema, identifier(name));
             if field(old, "definition") != field(new, "definition") {
                 if old.is_some() {
-                    self.step(
-                        Phase::DropAttachments,
-                        format!("DROP INDEX {index}"),
-                        Vec::new(),
-                        String::new(),
-                    );
+                    self.plain(Phase::DropAttachments, format!("DROP INDEX {index}"));
                 }
                 if let Some(definition) = field(new, "definition") {
                     // A partition's copy of its parent's index is made with the parent's.
@@ -1717,12 +1681,7 @@ impl Diff<'_> {
                     } else {
                         definition.replacen(" ON ONLY ", " ON ", 1)
                     };
-                    self.step(
-                        Phase::CreateAttachments,
-                        definition,
-                        Vec::new(),
-                        String::new(),
-                    );
+                    self.plain(Phase::CreateAttachments, definition);
                 }
             }
             if let Some(new) = new {
@@ -1742,20 +1701,13 @@ impl Diff<'_> {
             let replaced = field(old, "definition") != field(new, "definition");
             if replaced {
                 if old.is_some() {
-                    self.step(
+                    self.plain(
                         Phase::DropAttachments,
                         format!("DROP TRIGGER {quoted} ON {key}"),
-                        Vec::new(),
-                        String::new(),
                     );
                 }
                 if let Some(definition) = field(new, "definition") {
-                    self.step(
-                        Phase::CreateAttachments,
-                        definition.to_owned(),
-                        Vec::new(),
-                        String::new(),
-                    );
+                    self.plain(Phase::CreateAttachments, definition.to_owned());
                 }
             }
             if let Some(new) = new {
@@ -1778,11 +1730,9 @@ impl Diff<'_> {
             }
             let quoted = identifier(name);
             if old.is_some() {
-                self.step(
+                self.plain(
                     Phase::DropAttachments,
                     format!("DROP POLICY {quoted} ON {key}"),
-                    Vec::new(),
-                    String::new(),
                 );
             }
             if let Some(new) = new {
@@ -1809,7 +1759,7 @@ impl Diff<'_> {
                 if let Some(check) = text(new, "check") {
                     sql.push_str(&format!(" WITH CHECK ({check})"));
                 }
-                self.step(Phase::CreateAttachments, sql, Vec::new(), String::new());
+                self.plain(Phase::CreateAttachments, sql);
             }
         }
         for (name, old, new) in paired_members(was, Some(now), "statistics") {
@@ -1817,20 +1767,10 @@ impl Diff<'_> {
                 continue;
             }
             if old.is_some() {
-                self.step(
-                    Phase::DropAttachments,
-                    format!("DROP STATISTICS {name}"),
-                    Vec::new(),
-                    String::new(),
-                );
+                self.plain(Phase::DropAttachments, format!("DROP STATISTICS {name}"));
             }
             if let Some(definition) = new.and_then(Value::as_str) {
-                self.step(
-                    Phase::CreateAttachments,
-                    definition.to_owned(),
-                    Vec::new(),
-                    String::new(),
-                );
+                self.plain(Phase::CreateAttachments, definition.to_owned());
             }
         }
         let was_flag = |field: &str| was.is_some_and(|was| flag(was, field));
