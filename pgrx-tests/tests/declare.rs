@@ -127,6 +127,18 @@ fn d01_declare_reaches_every_kind_of_object_and_down_takes_it_back() {
         .get(0);
     assert_eq!(declared, "registered");
     assert_eq!(snapshot_text(&mut client), empty, "declare() runs nothing");
+    // An ordinary migration: planned, and rehearsed with its down, which restores the catalog.
+    assert_eq!(
+        text_rows(&mut client, &["SELECT version || ' ' || direction FROM migrate.plan()"]),
+        ["1 up"]
+    );
+    assert_eq!(
+        text_rows(
+            &mut client,
+            &["SELECT format('%s %s %s', up_ok, down_ok, reversible) FROM migrate.rehearse()"]
+        ),
+        ["t t t"]
+    );
     assert_eq!(call(&mut client, "SELECT migrate.up()"), 1);
     assert_eq!(
         snapshot_text(&mut client),
