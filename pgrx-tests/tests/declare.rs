@@ -129,7 +129,10 @@ fn d01_declare_reaches_every_kind_of_object_and_down_takes_it_back() {
     assert_eq!(snapshot_text(&mut client), empty, "declare() runs nothing");
     // An ordinary migration: planned, and rehearsed with its down, which restores the catalog.
     assert_eq!(
-        text_rows(&mut client, &["SELECT version || ' ' || direction FROM migrate.plan()"]),
+        text_rows(
+            &mut client,
+            &["SELECT version || ' ' || direction FROM migrate.plan()"]
+        ),
         ["1 up"]
     );
     assert_eq!(
