@@ -633,6 +633,17 @@ fn d05_what_loses_data_is_refused_unless_allowed_and_renames_are_not_guessed() {
         up.trim(),
         "ALTER TABLE app.users ALTER COLUMN id TYPE bigint;"
     );
+    // A collation changed under a default keeps the default.
+    let desired = "CREATE SCHEMA app; CREATE TABLE app.t (name text COLLATE \"C\" DEFAULT 'x');";
+    round_trip(
+        &holding(
+            "d05_collation_from",
+            "CREATE SCHEMA app; CREATE TABLE app.t (name text DEFAULT 'x');",
+        ),
+        &holding("d05_collation_to", desired),
+        desired,
+        true,
+    );
     // Allowed, the data goes with the step, and only there.
     let row = client
         .query_one(

@@ -4,8 +4,7 @@
 
 mod statements;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
 use pgrx::JsonB;
 use pgrx::prelude::*;
@@ -19,7 +18,7 @@ use crate::postgres::quote::identifier;
 use crate::postgres::transaction;
 use crate::registry::{self, Registration, Request};
 use crate::{store, tenants};
-use statements::{Changes, Grant};
+use statements::{ACL_KINDS, AclDefaults, Changes, Grant};
 
 /// What `diff()` returns.
 pub struct Diff {
@@ -59,10 +58,9 @@ pub fn diff(
         .map(|schemas| schemas.keys().cloned().collect())
         .unwrap_or_default();
     let (_, role) = identity::current_role();
-    let defaults = acl_defaults();
     // control run "the desired schema kept"
     let after = transaction::rolled_back_subtransaction(|| {
-        move_aside(&scope, &before, &role, &defaults)?;
+        move_aside(&scope, &before, &role)?;
         transaction::subtransaction(|| {
             let _running = BodyRunning::start();
             Ok(Spi::run(desired_sql)?)
@@ -75,6 +73,7 @@ pub fn diff(
         without_aside(&mut after);
         Ok(after)
     })?;
+    let defaults = acl_defaults(&[&before, &after], &role)?;
     let up = statements::changes(&before, &after, &role, &defaults);
     if !up.impossible.is_empty() {
         return Err(MigrateError::DiffImpossible {
@@ -175,12 +174,7 @@ fn snapshot(schemas: Option<&[String]>) -> Result<Value, MigrateError> {
 /// Renames every schema of `scope` aside and drops the extensions they hold (the desired
 /// schema says which it has), then makes an empty `public` like the one moved, which desired
 /// SQL takes for granted.
-fn move_aside(
-    scope: &[String],
-    before: &Value,
-    role: &str,
-    defaults: &statements::Defaults<'_>,
-) -> Result<(), MigrateError> {
+fn move_aside(scope: &[String], before: &Value, role: &str) -> Result<(), MigrateError> {
     let mut aside = Vec::new();
     let mut number = 0;
     for name in scope {
@@ -220,7 +214,8 @@ fn move_aside(
     if let Some(public) = before.pointer("/schemas/public") {
         let empty = serde_json::json!({ "schemas": {} });
         let only_public = serde_json::json!({ "schemas": { "public": public } });
-        let Changes { statements, .. } = statements::changes(&empty, &only_public, role, defaults);
+        let defaults = acl_defaults(&[&only_public], role)?;
+        let Changes { statements, .. } = statements::changes(&empty, &only_public, role, &defaults);
         for statement in statements {
             Spi::run(&statement)?;
         }
@@ -242,40 +237,45 @@ fn without_aside(snapshot: &mut Value) {
     }
 }
 
-/// `acldefault()` as grants, asked once per kind and owner.
-fn acl_defaults() -> impl Fn(char, &str) -> Vec<Grant> {
-    let known: RefCell<HashMap<(char, String), Vec<Grant>>> = RefCell::default();
-    move |kind, owner| {
-        known
-            .borrow_mut()
-            .entry((kind, owner.to_owned()))
-            .or_insert_with(|| {
-                Spi::connect(|client| {
-                    client
-                        .select(
-                            "SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
-                                         ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,
-                                    a.privilege_type,
-                                    a.is_grantable,
-                                    pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantor))
-                               FROM pg_catalog.pg_roles r,
-                                    pg_catalog.aclexplode(pg_catalog.acldefault($1, r.oid)) a
-                              WHERE r.rolname OPERATOR(pg_catalog.=) $2",
-                            None,
-                            &[(kind as i8).into(), owner.into()],
-                        )?
-                        .map(|row| {
-                            Ok(Grant {
-                                grantee: row.get(1)?.unwrap_or_default(),
-                                privilege: row.get(2)?.unwrap_or_default(),
-                                grantable: row.get(3)?.unwrap_or_default(),
-                                grantor: row.get(4)?.unwrap_or_default(),
-                            })
-                        })
-                        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-                })
-                .unwrap_or_default()
-            })
-            .clone()
+/// `acldefault()` of every kind for `role` and every owner the snapshots name, read at once.
+fn acl_defaults(snapshots: &[&Value], role: &str) -> Result<AclDefaults, MigrateError> {
+    let owners: Vec<String> = snapshots
+        .iter()
+        .flat_map(|snapshot| statements::owners(snapshot))
+        .chain([role.to_owned()])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let kinds: String = ACL_KINDS.iter().collect();
+    let rows: Vec<(char, String, Grant)> = store::select_rows(
+        "SELECT k.kind, r.rolname::pg_catalog.text,
+                CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,
+                a.privilege_type,
+                a.is_grantable,
+                pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantor))
+           FROM pg_catalog.regexp_split_to_table($1, '') k(kind),
+                pg_catalog.pg_roles r,
+                pg_catalog.aclexplode(pg_catalog.acldefault(k.kind::\"char\", r.oid)) a
+          WHERE r.rolname OPERATOR(pg_catalog.=) ANY ($2)",
+        &[kinds.into(), owners.into()],
+        |row| {
+            let kind: String = row.get(1)?.unwrap_or_default();
+            Ok((
+                kind.chars().next().unwrap_or_default(),
+                row.get(2)?.unwrap_or_default(),
+                Grant {
+                    grantee: row.get(3)?.unwrap_or_default(),
+                    privilege: row.get(4)?.unwrap_or_default(),
+                    grantable: row.get(5)?.unwrap_or_default(),
+                    grantor: row.get(6)?.unwrap_or_default(),
+                },
+            ))
+        },
+    )?;
+    let mut defaults = AclDefaults::new();
+    for (kind, owner, grant) in rows {
+        defaults.entry((kind, owner)).or_default().push(grant);
     }
+    Ok(defaults)
 }

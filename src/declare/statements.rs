@@ -7,6 +7,7 @@
 //! their SQL mentions: every name in a snapshot is schema-qualified by the server's deparsers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
@@ -51,8 +52,24 @@ pub struct Grant {
 }
 
 /// The ACL objects of a kind get from their owner until a GRANT or REVOKE changes it, as
-/// `acldefault()` gives it: the kind (`r`, `s`, `f`, `T`, `n`) and the owner's name.
-pub type Defaults<'a> = dyn Fn(char, &str) -> Vec<Grant> + 'a;
+/// `acldefault()` gives it, by kind (`r`, `s`, `f`, `T`, `n`) and owner name.
+pub type AclDefaults = HashMap<(char, String), Vec<Grant>>;
+
+/// The kinds of `AclDefaults`.
+pub const ACL_KINDS: [char; 5] = ['r', 's', 'f', 'T', 'n'];
+
+/// Every owner a snapshot names, for `AclDefaults`.
+pub fn owners(snapshot: &Value) -> BTreeSet<String> {
+    snapshot
+        .as_object()
+        .into_iter()
+        .flat_map(Map::values)
+        .filter_map(Value::as_object)
+        .flat_map(Map::values)
+        .filter_map(|object| text(object, "owner"))
+        .map(str::to_owned)
+        .collect()
+}
 
 /// What `changes` found.
 #[derive(Default)]
@@ -87,7 +104,12 @@ impl Changes {
 
 /// The statements that take the catalog `before` describes to the one `after` describes, run as
 /// `role`, the owner of what they create.
-pub fn changes(before: &Value, after: &Value, role: &str, defaults: &Defaults<'_>) -> Changes {
+pub fn changes<'v>(
+    before: &'v Value,
+    after: &'v Value,
+    role: &str,
+    defaults: &AclDefaults,
+) -> Changes {
     let mut diff = Diff {
         role,
         defaults,
@@ -97,27 +119,23 @@ pub fn changes(before: &Value, after: &Value, role: &str, defaults: &Defaults<'_
         dropped_columns: BTreeSet::new(),
         identity_columns: Default::default(),
     };
-    let section = |snapshot: &Value, name: &str| -> Map<String, Value> {
+    let section = |snapshot: &'v Value, name: &str| -> &'v Map<String, Value> {
         snapshot
             .get(name)
             .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
+            .unwrap_or(&EMPTY)
     };
-    diff.schemas(&section(before, "schemas"), &section(after, "schemas"));
-    diff.extensions(
-        &section(before, "extensions"),
-        &section(after, "extensions"),
-    );
-    diff.types(&section(before, "types"), &section(after, "types"));
-    diff.relations(&section(before, "relations"), &section(after, "relations"));
-    diff.routines(&section(before, "routines"), &section(after, "routines"));
+    diff.schemas(section(before, "schemas"), section(after, "schemas"));
+    diff.extensions(section(before, "extensions"), section(after, "extensions"));
+    diff.types(section(before, "types"), section(after, "types"));
+    diff.relations(section(before, "relations"), section(after, "relations"));
+    diff.routines(section(before, "routines"), section(after, "routines"));
     diff.finish()
 }
 
 struct Diff<'a> {
     role: &'a str,
-    defaults: &'a Defaults<'a>,
+    defaults: &'a AclDefaults,
     steps: Vec<Step>,
     changes: Changes,
     /// Relations dropped whole, whose columns, constraints and attachments go with them.
@@ -150,6 +168,9 @@ fn members<'v>(object: &'v Value, field: &str) -> Vec<(&'v String, &'v Value)> {
         .unwrap_or_default()
 }
 
+/// A section or member list neither side has.
+static EMPTY: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
+
 /// Each key of either side with what the two sides hold under it.
 fn paired<'v>(
     before: &'v Map<String, Value>,
@@ -161,6 +182,7 @@ fn paired<'v>(
         .collect()
 }
 
+/// `paired` for the members under `field` of two objects, either of which may be absent.
 fn paired_members<'v>(
     before: Option<&'v Value>,
     after: Option<&'v Value>,
@@ -170,22 +192,9 @@ fn paired_members<'v>(
         value
             .and_then(|value| value.get(field))
             .and_then(Value::as_object)
+            .unwrap_or(&EMPTY)
     };
-    let (before, after) = (side(before), side(after));
-    let keys: BTreeSet<&String> = before
-        .into_iter()
-        .chain(after)
-        .flat_map(Map::keys)
-        .collect();
-    keys.into_iter()
-        .map(|key| {
-            (
-                key,
-                before.and_then(|map| map.get(key)),
-                after.and_then(|map| map.get(key)),
-            )
-        })
-        .collect()
+    paired(side(before), side(after))
 }
 
 /// The schema of a qualified name: its first identifier, as written.
@@ -376,6 +385,17 @@ fn widens(before: &str, after: &str) -> bool {
     before == "real" && after == "double precision"
 }
 
+/// An enum's labels, in order.
+fn labels(value: &Value) -> Vec<&str> {
+    value
+        .get("labels")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// How a kind of relation is named in DDL.
 fn relation_word(kind: &str) -> &'static str {
     match kind {
@@ -444,6 +464,12 @@ fn column_definition(name: &str, column: &Value) -> String {
     sql
 }
 
+/// Whether a column changes type or collation: `ALTER COLUMN ... TYPE`, under which its
+/// default is set again and views on it are made again.
+fn retyped(old: &Value, new: &Value) -> bool {
+    text(old, "type") != text(new, "type") || text(old, "collation") != text(new, "collation")
+}
+
 /// The text of a column a step depends on: its type and expressions.
 fn column_mentions(column: &Value) -> String {
     ["type", "default", "generated"]
@@ -451,6 +477,19 @@ fn column_mentions(column: &Value) -> String {
         .filter_map(|field| text(column, field))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The definitions of a relation's local columns, in order; their types and expressions are
+/// added to `mentions`.
+fn column_definitions(relation: &Value, mentions: &mut String) -> Vec<String> {
+    local_columns(relation)
+        .into_iter()
+        .map(|(name, column)| {
+            mentions.push_str(&column_mentions(column));
+            mentions.push(' ');
+            column_definition(name, column)
+        })
+        .collect()
 }
 
 /// A relation's local columns in position order.
@@ -461,6 +500,18 @@ fn local_columns(relation: &Value) -> Vec<(&String, &Value)> {
         .collect();
     columns.sort_by_key(|(_, column)| column.get("position").and_then(Value::as_i64));
     columns
+}
+
+/// The grants of an object's `grants` lines; none while it has its kind's default ACL.
+fn grant_lines(object: Option<&Value>) -> Option<Vec<Grant>> {
+    let lines = object?.get("grants")?.as_array()?;
+    Some(
+        lines
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(parse_grant)
+            .collect(),
+    )
 }
 
 /// The snapshot's grant lines parsed, or none when the line is not one.
@@ -550,12 +601,7 @@ impl Diff<'_> {
         before: Option<&Value>,
         after: &Value,
     ) {
-        if field(before, "comment") != text(after, "comment") {
-            self.describe(format!(
-                "COMMENT ON {word} {name} IS {}",
-                text(after, "comment").map_or("NULL".to_owned(), literal)
-            ));
-        }
+        self.comment(&format!("{word} {name}"), before, after);
         let owner_before = before.map_or(self.role, |before| text(before, "owner").unwrap_or(""));
         let owner_after = text(after, "owner").unwrap_or(self.role);
         if owner_before != owner_after {
@@ -577,7 +623,7 @@ impl Diff<'_> {
             };
             // An owner change carries the old owner's grants to the new one.
             let carried: Vec<Grant> = acl(before, owner_before)
-                .unwrap_or_else(|| (self.defaults)(kind, owner_after))
+                .unwrap_or_else(|| self.default_acl(kind, owner_after))
                 .into_iter()
                 .map(|grant| {
                     let swap = |role: String| {
@@ -601,17 +647,14 @@ impl Diff<'_> {
 
     /// The grants an object's ACL holds: its lines, or its kind's defaults for its owner.
     fn acl(&self, object: Option<&Value>, kind: char, owner: &str) -> Vec<Grant> {
-        match object
-            .and_then(|object| object.get("grants"))
-            .and_then(Value::as_array)
-        {
-            Some(lines) => lines
-                .iter()
-                .filter_map(Value::as_str)
-                .filter_map(parse_grant)
-                .collect(),
-            None => (self.defaults)(kind, owner),
-        }
+        grant_lines(object).unwrap_or_else(|| self.default_acl(kind, owner))
+    }
+
+    fn default_acl(&self, kind: char, owner: &str) -> Vec<Grant> {
+        self.defaults
+            .get(&(kind, owner.to_owned()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// GRANT and REVOKE from `had` to `wanted`, on `target` (or its `columns`).
@@ -716,12 +759,7 @@ impl Diff<'_> {
                             ),
                         );
                     }
-                    if text(was, "comment") != text(now, "comment") {
-                        self.describe(format!(
-                            "COMMENT ON EXTENSION {quoted} IS {}",
-                            text(now, "comment").map_or("NULL".to_owned(), literal)
-                        ));
-                    }
+                    self.comment(&format!("EXTENSION {quoted}"), Some(was), now);
                 }
                 (None, None) => {}
             }
@@ -767,14 +805,7 @@ impl Diff<'_> {
         let kind = text(now, "kind").unwrap_or("");
         let (phase, sql) = match kind {
             "enum" => {
-                let labels: Vec<String> = now
-                    .get("labels")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .map(literal)
-                    .collect();
+                let labels: Vec<String> = labels(now).into_iter().map(literal).collect();
                 (
                     Phase::CreateTypes,
                     format!("CREATE TYPE {key} AS ENUM ({})", labels.join(", ")),
@@ -842,18 +873,8 @@ impl Diff<'_> {
         }
         match kind {
             "enum" => {
-                let labels = |value: &Value| -> Vec<String> {
-                    value
-                        .get("labels")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                };
                 let (old, new) = (labels(was), labels(now));
-                let kept: Vec<&String> = new.iter().filter(|label| old.contains(label)).collect();
+                let kept: Vec<&&str> = new.iter().filter(|label| old.contains(label)).collect();
                 if kept.len() != old.len() || kept.into_iter().ne(old.iter()) {
                     self.impossible(format!(
                         "enum {key} loses or reorders labels: PostgreSQL can only add them"
@@ -1052,14 +1073,7 @@ impl Diff<'_> {
             .filter(|(_, was, now)| {
                 paired_members(*was, *now, "columns")
                     .into_iter()
-                    .any(|(_, old, new)| {
-                        old.is_some_and(|old| {
-                            new.is_some_and(|new| {
-                                text(old, "type") != text(new, "type")
-                                    || text(old, "collation") != text(new, "collation")
-                            })
-                        })
-                    })
+                    .any(|(_, old, new)| old.zip(new).is_some_and(|(old, new)| retyped(old, new)))
             })
             .map(|(key, _, _)| key.clone())
             .collect();
@@ -1197,14 +1211,7 @@ impl Diff<'_> {
                 } else {
                     ""
                 };
-                let columns: Vec<String> = local_columns(now)
-                    .into_iter()
-                    .map(|(name, column)| {
-                        mentions.push_str(&column_mentions(column));
-                        mentions.push(' ');
-                        column_definition(name, column)
-                    })
-                    .collect();
+                let columns = column_definitions(now, &mut mentions);
                 let mut sql = match text(now, "partition_of") {
                     Some(parent) => {
                         mentions.push_str(parent);
@@ -1240,14 +1247,7 @@ impl Diff<'_> {
                 )
             }
             "composite type" => {
-                let columns: Vec<String> = local_columns(now)
-                    .into_iter()
-                    .map(|(name, column)| {
-                        mentions.push_str(&column_mentions(column));
-                        mentions.push(' ');
-                        column_definition(name, column)
-                    })
-                    .collect();
+                let columns = column_definitions(now, &mut mentions);
                 format!("CREATE TYPE {key} AS (\n    {}\n)", columns.join(",\n    "))
             }
             "sequence" => {
@@ -1464,7 +1464,8 @@ impl Diff<'_> {
                         text(old, "type").unwrap_or(""),
                         text(new, "type").unwrap_or(""),
                     );
-                    if old_type != new_type || text(old, "collation") != text(new, "collation") {
+                    let retyped = retyped(old, new);
+                    if retyped {
                         let collate = text(new, "collation")
                             .map(|collation| format!(" COLLATE {collation}"))
                             .unwrap_or_default();
@@ -1492,11 +1493,12 @@ impl Diff<'_> {
                             new_type.to_owned(),
                         );
                     }
-                    let retyped = old_type != new_type && text(old, "default").is_some();
-                    if text(old, "default") != text(new, "default") || retyped {
+                    // The default dropped before the type change is set again.
+                    let reset = retyped && text(old, "default").is_some();
+                    if text(old, "default") != text(new, "default") || reset {
                         let sql = match text(new, "default") {
                             Some(default) => format!("{alter} SET DEFAULT {default}"),
-                            None if !retyped => format!("{alter} DROP DEFAULT"),
+                            None if !reset => format!("{alter} DROP DEFAULT"),
                             None => String::new(),
                         };
                         if !sql.is_empty() {
@@ -1805,16 +1807,8 @@ impl Diff<'_> {
             let Some(new) = new else { continue };
             let column = identifier(name);
             self.comment(&format!("COLUMN {key}.{column}"), old, new);
-            let lines = |value: Option<&Value>| -> Vec<Grant> {
-                value
-                    .and_then(|v| v.get("grants"))
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .filter_map(parse_grant)
-                    .collect()
-            };
+            // A column's ACL has no default: no lines, no grants.
+            let lines = |value: Option<&Value>| grant_lines(value).unwrap_or_default();
             let (had, wanted) = (lines(old), lines(Some(new)));
             if had != wanted {
                 let owner = text(now, "owner").unwrap_or(self.role).to_owned();
@@ -1825,7 +1819,7 @@ impl Diff<'_> {
 
     /// COMMENT ON `target` when it differs from what `old` had (none: a new object).
     fn comment(&mut self, target: &str, old: Option<&Value>, new: &Value) {
-        let (had, wanted) = (old.and_then(|o| text(o, "comment")), text(new, "comment"));
+        let (had, wanted) = (field(old, "comment"), text(new, "comment"));
         if had != wanted {
             self.describe(format!(
                 "COMMENT ON {target} IS {}",

@@ -273,12 +273,8 @@ unsafe fn classify(node: *mut pg_sys::Node) -> StatementKind {
 /// # Safety
 /// `name` must be a NUL-terminated string.
 unsafe fn quoted(name: *const std::ffi::c_char) -> String {
-    // SAFETY: the caller's string; quote_identifier returns it or a palloc'd quoted copy.
-    unsafe {
-        CStr::from_ptr(pg_sys::quote_identifier(name))
-            .to_string_lossy()
-            .into_owned()
-    }
+    // SAFETY: the caller's NUL-terminated string.
+    super::quote::identifier_of(unsafe { CStr::from_ptr(name) })
 }
 
 /// A relation of a parse tree as `regclass` input, schema-qualified when it is.

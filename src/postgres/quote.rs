@@ -7,7 +7,11 @@ use pgrx::pg_sys;
 /// `name` as an identifier: bare when the server would read it back unchanged, else
 /// double-quoted (keywords included).
 pub fn identifier(name: &str) -> String {
-    let name = CString::new(name).expect("a catalog name has no NUL");
+    identifier_of(&CString::new(name).expect("a catalog name has no NUL"))
+}
+
+/// The same for a name the server handed over.
+pub fn identifier_of(name: &CStr) -> String {
     // SAFETY: a NUL-terminated string; quote_identifier returns it or a palloc'd quoted copy.
     unsafe {
         CStr::from_ptr(pg_sys::quote_identifier(name.as_ptr()))
