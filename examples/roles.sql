@@ -27,6 +27,7 @@ GRANT EXECUTE ON FUNCTION
     migrate.register_script(text, text, text, text),
     migrate.register_repeatable(text, text, text),
     migrate.register_files(text[], text[], text),
+    migrate.files_unchanged(text, text),
     migrate.up(text, text),
     migrate.down(integer, text),
     migrate.down_to(text, text),

@@ -34,18 +34,22 @@ dir=${1:-}
 [[ -n $dir && -d $dir ]] || usage
 shift
 
-# The files of DIR that a layout may hold: *.sql and *.sql.conf, and every file one level down
-# (diesel's directories). Hidden files are skipped, as by the server's import_dir.
+# The names a layout may use: *.sql and *.sql.conf, and every file one level down (diesel's
+# directories); hidden files are skipped, as by the server's import_dir.
+patterns=('*.sql' '*.sql.conf' '*/*')
+
+# The files of DIR that the patterns match, in that order.
 files=()
-for entry in "$dir"/*; do
-    if [[ -d $entry ]]; then
-        for inner in "$entry"/*; do
-            [[ -f $inner ]] && files+=("$inner")
+collect_files() {
+    local pattern path
+    shopt -s nullglob
+    for pattern in "${patterns[@]}"; do
+        for path in "$dir"/$pattern; do
+            [[ -f $path ]] && files+=("$path")
         done
-    elif [[ -f $entry && ($entry == *.sql || $entry == *.sql.conf) ]]; then
-        files+=("$entry")
-    fi
-done
+    done
+    shopt -u nullglob
+}
 
 # One awk process reads every file and writes the statements: a process or a bash function per
 # file costs more than the server's whole no-op start-up. Every path, content and the project
@@ -88,8 +92,49 @@ statements() {
             printf "CALL migrate.apply(NULL, %s);\n", project
     }' "${files[@]}"
 }
+
+# What psql reads when the files may be unchanged: their listing (sha256sum skips what is not a
+# file, as collect_files does), then, only when files_unchanged() finds them changed, psql runs
+# this script again for the statement that ships them. psql connects while the files are read.
+checked_statements() {
+    local then_sql=""
+    case $then in
+    --up) then_sql="SELECT migrate.up(NULL, :'project') AS applied;" ;;
+    --apply) then_sql="CALL migrate.apply(NULL, :'project');" ;;
+    esac
+    # A database whose extension predates files_unchanged(), or a role not granted it, is sent
+    # the files. (printf, not cat: a process costs more than the server's part of the work.)
+    printf '%s\n' "SELECT COALESCE(pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(" \
+        "    'migrate.files_unchanged(text, text)'), 'EXECUTE'), false) AS ask \\gset" \
+        '\if :ask'
+    printf 'SELECT migrate.files_unchanged($listing$'
+    # Unquoted, the patterns match; with none matching, sha256sum reads nothing.
+    (cd "$dir" && shopt -s nullglob && sha256sum -- ${patterns[@]} </dev/null 2>/dev/null || true)
+    printf '%s\n' "\$listing\$, :'project') AS unchanged \\gset" '\else' '\set unchanged false' '\endif' \
+        '\if :unchanged' '\else' \
+        "\\set register \`bash :'loader' --project :'project' --print :'dir'\`" \
+        ':register' '\endif' "$then_sql"
+}
+
+# The listing travels in a dollar quote, and psql quotes DIR and the project for the shell: a
+# name with a dollar sign, a newline or a carriage return, or a machine without sha256sum, ships
+# the files without asking first.
+unusual_names() {
+    shopt -s nullglob
+    local dollars=("$dir"/*'$'* "$dir"/*/*'$'*)
+    shopt -u nullglob
+    ((${#dollars[@]})) || [[ $dir$project == *[$'\n\r']* ]]
+}
+
+run_psql() {
+    "${PSQL:-psql}" -X -q -v ON_ERROR_STOP=1 "$@"
+}
 if $print; then
+    collect_files
     statements
+elif command -v sha256sum >/dev/null && ! unusual_names; then
+    checked_statements | run_psql -v project="$project" -v dir="$dir" -v loader="${BASH_SOURCE[0]}" "$@"
 else
-    statements | "${PSQL:-psql}" -X -q -v ON_ERROR_STOP=1 "$@"
+    collect_files
+    statements | run_psql "$@"
 fi

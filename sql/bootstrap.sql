@@ -101,6 +101,16 @@ COMMENT ON TABLE migrate.tenant_sets IS 'projects that fan out over tenant schem
 COMMENT ON COLUMN migrate.tenant_sets.query IS 'a query whose first column names the tenant schemas, in order; run read-only as configured_by, with search_path = pg_catalog, pg_temp';
 COMMENT ON COLUMN migrate.tenant_sets.canary IS 'apply() runs the first canary tenants first, and stops before the rest when one of them fails';
 
+CREATE TABLE migrate.file_sets (
+    project     text    PRIMARY KEY,
+    digest      text    NOT NULL,
+    migrations  integer NOT NULL,
+    repeatables integer NOT NULL,
+    files       integer NOT NULL
+);
+COMMENT ON TABLE migrate.file_sets IS 'the files register_files() last registered for each project, while nothing registered has changed since: files_unchanged() compares a client''s listing with it; every change to what a project has registered deletes its row';
+COMMENT ON COLUMN migrate.file_sets.digest IS 'SHA-256 (hex) of the files'' sha256sum listing, its lines in byte order: per file, the SHA-256 (hex) of its content, two spaces, its path and a newline';
+
 CREATE TABLE migrate.snapshots (
     id       bigint      NOT NULL DEFAULT pg_catalog.nextval('migrate.events_id_seq') PRIMARY KEY,
     project  text        NOT NULL,
@@ -123,3 +133,4 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.repeatables', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.repeatable_events', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.tenant_sets', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.snapshots', '');
+-- migrate.file_sets is not dumped: a restored database registers its files once more.

@@ -25,6 +25,14 @@ AS $$
           FROM migrate.tenant_sets t
          CROSS JOIN LATERAL migrate.tenants(t.project) WITH ORDINALITY l(tenant, canary, position)
          WHERE $1 IS NULL OR t.project OPERATOR(pg_catalog.=) $1
+    ), stored AS MATERIALIZED (
+        -- the catalogs stored after migrations (see migrate.snapshots), a few per migration at
+        -- most, in id order: joined once, not looked up once per row
+        SELECT k.project, k.version, pg_catalog.array_agg(k.id ORDER BY k.id) AS ids,
+               pg_catalog.array_agg(k.hash ORDER BY k.id) AS hashes
+          FROM migrate.snapshots k
+         WHERE $1 IS NULL OR k.project OPERATOR(pg_catalog.=) $1
+         GROUP BY k.project, k.version
     ), versioned AS (
         -- each registered migration in each history of its project: the project's own (tenant
         -- ''), or each tenant's; two scans, so that a project without tenants is read as before
@@ -52,13 +60,11 @@ AS $$
     )
     SELECT s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum,
            NULLIF(s.tenant, ''),
-           -- the catalog stored right after the migration last ran (see migrate.snapshots)
-           (SELECT k.hash FROM migrate.snapshots k
-             WHERE s.applied_order IS NOT NULL AND s.tenant OPERATOR(pg_catalog.=) ''
-               AND k.project OPERATOR(pg_catalog.=) s.project
-               AND k.version OPERATOR(pg_catalog.=) COALESCE(s.version, s.name)
-               AND k.id OPERATOR(pg_catalog.>) s.applied_order
-             ORDER BY k.id LIMIT 1)
+           -- the catalog stored right after the migration last ran: the first one stored after it
+           CASE WHEN k.project IS NOT NULL THEN
+               (SELECT x.hash FROM ROWS FROM (pg_catalog.unnest(k.ids), pg_catalog.unnest(k.hashes)) x(id, hash)
+                 WHERE x.id OPERATOR(pg_catalog.>) s.applied_order ORDER BY x.id LIMIT 1)
+           END
       FROM (
         SELECT v.project, v.tenant, v.position, v.version, v.name,
                CASE
@@ -110,6 +116,10 @@ AS $$
            AND (h.project IS NOT NULL
                 OR r.project NOT IN (SELECT t.project FROM migrate.tenant_sets t))
       ) s
+      LEFT JOIN stored k
+             ON s.applied_order IS NOT NULL AND s.tenant OPERATOR(pg_catalog.=) ''
+            AND k.project OPERATOR(pg_catalog.=) s.project
+            AND k.version OPERATOR(pg_catalog.=) COALESCE(s.version, s.name)
      ORDER BY s.project, s.position, s.repeatable, s.applied_order NULLS LAST, s.sort_key
 $$;
 COMMENT ON FUNCTION migrate.status(text) IS

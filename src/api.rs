@@ -326,6 +326,18 @@ fn register_files(
     )?)
 }
 
+/// Whether `register_files()` last registered exactly the files whose `sha256sum` listing this
+/// is, with nothing registered changed since: a client that computes the listing ships the
+/// files only when it is false.
+#[pg_extern(volatile, parallel_unsafe)]
+fn files_unchanged(
+    sha256sums: Option<&str>,
+    project: default!(Option<&str>, "'default'"),
+) -> Result<bool, ErrorReport> {
+    let sha256sums = required(sha256sums, "sha256sums")?;
+    Ok(registry::files_unchanged(&self::project(project)?, sha256sums)?)
+}
+
 /// Registers the migration files of a directory on the database server (see `register_files`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn import_dir(

@@ -34,11 +34,13 @@ impl Registration {
     }
 }
 
-pub fn checksum(up_sql: &str) -> String {
-    Sha256::digest(up_sql.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+/// SHA-256 (hex) of a text: a body's checksum, and each line of `sha256sum`'s listing.
+pub fn checksum(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[derive(Clone, Copy)]
@@ -354,6 +356,14 @@ pub fn register_files(
             });
         }
     }
+    let set = store::FileSet {
+        digest: listing_digest(listed(files).iter().map(String::as_str)),
+        migrations: counted_i32(migrations.len()),
+        repeatables: counted_i32(repeatables.len()),
+        files: counted_i32(
+            migrations.iter().map(|m| m.paths.len()).sum::<usize>() + repeatables.len(),
+        ),
+    };
     // One lock, one owner switch and one read of what is registered, for all of them.
     let call = registering(function, project)?;
     let (mut registered, mut updated, mut unchanged) = (0, 0, 0);
@@ -375,22 +385,68 @@ pub fn register_files(
             version::check_name(&repeatable.name)?;
             count(store_repeatable(&call, &repeatable.name, &repeatable.body)?);
         }
-        Ok::<_, MigrateError>(())
+        // After the writes, which forget the set they replace.
+        store::remember_file_set(project, &set)
     })?;
-    let repeatable = if repeatables.is_empty() {
+    report(&set, registered, updated, unchanged);
+    Ok(registered + updated)
+}
+
+/// The digest of a `sha256sum` listing: the SHA-256 (hex) of its lines in byte order, each
+/// with its newline. Sorted, so that a client may list the files in any order.
+fn listing_digest<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    let mut lines: Vec<&str> = lines.filter(|line| !line.is_empty()).collect();
+    lines.sort_unstable();
+    let mut hasher = Sha256::new();
+    for line in lines {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    hex(&hasher.finalize())
+}
+
+/// The lines `sha256sum` prints for `files` (path and content): the content's SHA-256 (hex),
+/// two spaces and the path, as the loader's client computes them.
+fn listed(files: &[(String, String)]) -> Vec<String> {
+    files
+        .iter()
+        .map(|(path, content)| format!("{}  {path}", checksum(content)))
+        .collect()
+}
+
+fn counted_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The notice of a `register_files()` call, or of `files_unchanged()` for the files it found
+/// unchanged.
+fn report(set: &store::FileSet, registered: i32, updated: i32, unchanged: i32) {
+    let repeatable = if set.repeatables == 0 {
         String::new()
     } else {
-        format!(" and {} repeatable", repeatables.len())
+        format!(" and {} repeatable", set.repeatables)
     };
     notice!(
         "{}{repeatable} in {}: {registered} registered, {updated} updated, {unchanged} unchanged",
-        counted(migrations.len(), "migration"),
-        counted(
-            migrations.iter().map(|m| m.paths.len()).sum::<usize>() + repeatables.len(),
-            "file"
-        )
+        counted(set.migrations as usize, "migration"),
+        counted(set.files as usize, "file")
     );
-    Ok(registered + updated)
+}
+
+/// Whether `register_files()` last registered, for `project`, exactly the files whose
+/// `sha256sum` listing is `sha256sums` (in any order), with nothing registered
+/// changed since: registering them again would change nothing. A client that computes the
+/// listing ships the files only when it is false.
+pub fn files_unchanged(project: &Project, sha256sums: &str) -> Result<bool, MigrateError> {
+    let call = Call::reading(project.clone())?;
+    let Some(set) = call.as_owner(|| store::file_set(project))? else {
+        return Ok(false);
+    };
+    if set.digest != listing_digest(sha256sums.split('\n')) {
+        return Ok(false);
+    }
+    report(&set, 0, 0, set.migrations + set.repeatables);
+    Ok(true)
 }
 
 /// `import_dir`: the migration files of a directory on the database server, and of its

@@ -27,8 +27,10 @@ enum Tables {
     Lanes,
     /// 0.4.0: the tenant columns and `migrate.tenant_sets` too.
     Tenants,
-    /// 0.5.0 on: `migrate.snapshots` too.
+    /// 0.5.0: `migrate.snapshots` too.
     Snapshots,
+    /// 0.6.0 on: `migrate.file_sets` too.
+    FileSets,
 }
 
 thread_local! {
@@ -41,29 +43,32 @@ fn tables() -> Result<Tables, MigrateError> {
     if let Some(known) = TABLES.get() {
         return Ok(known);
     }
-    let (lanes, tenants, snapshots) = select_row(
+    let (lanes, tenants, snapshots, file_sets) = select_row(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a
                          WHERE a.attrelid = 'migrate.migrations'::pg_catalog.regclass
                            AND a.attname = 'transactional' AND NOT a.attisdropped),
                 EXISTS (SELECT FROM pg_catalog.pg_attribute a
                          WHERE a.attrelid = 'migrate.applied'::pg_catalog.regclass
                            AND a.attname = 'tenant' AND NOT a.attisdropped),
-                pg_catalog.to_regclass('migrate.snapshots') IS NOT NULL",
+                pg_catalog.to_regclass('migrate.snapshots') IS NOT NULL,
+                pg_catalog.to_regclass('migrate.file_sets') IS NOT NULL",
         &[],
         |row| {
             Ok((
                 row.get::<bool>(1)?.unwrap_or_default(),
                 row.get::<bool>(2)?.unwrap_or_default(),
                 row.get::<bool>(3)?.unwrap_or_default(),
+                row.get::<bool>(4)?.unwrap_or_default(),
             ))
         },
     )?
     .unwrap_or_default();
-    let known = match (lanes, tenants, snapshots) {
-        (_, _, true) => Tables::Snapshots,
-        (_, true, false) => Tables::Tenants,
-        (true, false, false) => Tables::Lanes,
-        (false, false, false) => Tables::Early,
+    let known = match (lanes, tenants, snapshots, file_sets) {
+        (_, _, _, true) => Tables::FileSets,
+        (_, _, true, false) => Tables::Snapshots,
+        (_, true, false, false) => Tables::Tenants,
+        (true, false, false, false) => Tables::Lanes,
+        (false, false, false, false) => Tables::Early,
     };
     TABLES.set(Some(known));
     Ok(known)
@@ -82,6 +87,72 @@ pub fn tables_know_tenants() -> Result<bool, MigrateError> {
 /// Whether the tables keep snapshots of the catalog (0.5.0 on).
 fn tables_keep_snapshots() -> Result<bool, MigrateError> {
     Ok(tables()? >= Tables::Snapshots)
+}
+
+/// Whether the tables remember the file set `register_files()` last registered (0.6.0 on).
+fn tables_remember_file_sets() -> Result<bool, MigrateError> {
+    Ok(tables()? >= Tables::FileSets)
+}
+
+/// The start of a statement that changes what `project` (its `$1`) has registered: it forgets
+/// the project's file set, which `files_unchanged()` would otherwise still take for current.
+fn registry_change() -> Result<&'static str, MigrateError> {
+    Ok(if tables_remember_file_sets()? {
+        "WITH forgotten AS (DELETE FROM migrate.file_sets f WHERE f.project = $1), "
+    } else {
+        "WITH "
+    })
+}
+
+/// What `register_files()` last registered for a project, while nothing registered has changed
+/// since: the digest of its files' `sha256sum` listing, and the counts its notice gave.
+pub struct FileSet {
+    pub digest: String,
+    pub migrations: i32,
+    pub repeatables: i32,
+    pub files: i32,
+}
+
+/// Remembers the file set just registered for `project`; nothing before 0.6.0's tables.
+pub fn remember_file_set(project: &str, set: &FileSet) -> Result<(), MigrateError> {
+    if !tables_remember_file_sets()? {
+        return Ok(());
+    }
+    Spi::run_with_args(
+        "INSERT INTO migrate.file_sets AS f (project, digest, migrations, repeatables, files)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (project) DO UPDATE
+            SET digest = excluded.digest, migrations = excluded.migrations,
+                repeatables = excluded.repeatables, files = excluded.files",
+        &[
+            project.into(),
+            set.digest.as_str().into(),
+            set.migrations.into(),
+            set.repeatables.into(),
+            set.files.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The file set remembered for `project`, if any.
+pub fn file_set(project: &str) -> Result<Option<FileSet>, MigrateError> {
+    if !tables_remember_file_sets()? {
+        return Ok(None);
+    }
+    select_row(
+        "SELECT f.digest, f.migrations, f.repeatables, f.files FROM migrate.file_sets f
+          WHERE f.project = $1",
+        &[project.into()],
+        |row| {
+            Ok(FileSet {
+                digest: row.get::<String>(1)?.unwrap_or_default(),
+                migrations: row.get::<i32>(2)?.unwrap_or_default(),
+                repeatables: row.get::<i32>(3)?.unwrap_or_default(),
+                files: row.get::<i32>(4)?.unwrap_or_default(),
+            })
+        },
+    )
 }
 
 /// Forgets what `tables` read, at the end of each transaction.
@@ -312,15 +383,18 @@ pub fn store_repeatable(
 ) -> Result<(), MigrateError> {
     let event = if replacing { "update" } else { "register" };
     Spi::run_with_args(
-        "WITH r AS (
-             INSERT INTO migrate.repeatables AS r (project, name, body, checksum, registered_by)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (project, name) DO UPDATE
-                SET body = excluded.body, checksum = excluded.checksum,
-                    registered_by = excluded.registered_by, registered_at = pg_catalog.now()
-             RETURNING project, name, checksum)
-         INSERT INTO migrate.repeatable_events (project, name, event, role, checksum)
-         SELECT r.project, r.name, $6, $5, r.checksum FROM r",
+        &format!(
+            "{}r AS (
+                 INSERT INTO migrate.repeatables AS r (project, name, body, checksum, registered_by)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (project, name) DO UPDATE
+                    SET body = excluded.body, checksum = excluded.checksum,
+                        registered_by = excluded.registered_by, registered_at = pg_catalog.now()
+                 RETURNING project, name, checksum)
+             INSERT INTO migrate.repeatable_events (project, name, event, role, checksum)
+             SELECT r.project, r.name, $6, $5, r.checksum FROM r",
+            registry_change()?
+        ),
         &[
             project.into(),
             name.into(),
@@ -633,12 +707,13 @@ pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateErr
     let (column, value) = lane_parts(migration, ", transactional", ", $10")?;
     Spi::run_with_args(
         &format!(
-            "WITH m AS (
+            "{}m AS (
                  INSERT INTO migrate.migrations (project, version, name, up_sql, down_sql, checksum, version_key, registered_by{column})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8{value})
                  RETURNING project, version, checksum)
              INSERT INTO migrate.events (project, version, event, role, checksum)
-             SELECT m.project, m.version, $9, $8, m.checksum FROM m"
+             SELECT m.project, m.version, $9, $8, m.checksum FROM m",
+            registry_change()?
         ),
         &[
             migration.project.into(),
@@ -661,14 +736,15 @@ pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<
     let (set_lane, _) = lane_parts(migration, ", transactional = $10", "")?;
     Spi::run_with_args(
         &format!(
-            "WITH m AS (
+            "{}m AS (
                  UPDATE migrate.migrations
                     SET name = $3, up_sql = $4, down_sql = $5, checksum = $6,
                         registered_by = $7, registered_at = pg_catalog.now(){set_lane}
                   WHERE project = $1 AND version = $2
                  RETURNING project, version, checksum)
              INSERT INTO migrate.events (project, version, event, role, checksum, detail)
-             SELECT m.project, m.version, $9, $7, m.checksum, $8 FROM m"
+             SELECT m.project, m.version, $9, $7, m.checksum, $8 FROM m",
+            registry_change()?
         ),
         &[
             migration.project.into(),

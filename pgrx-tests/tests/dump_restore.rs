@@ -163,7 +163,7 @@ fn dump_and_restore_keep_bodies_history_and_status() {
 }
 
 /// The earlier releases, installed from their frozen scripts (see `scripts/test.sh`).
-const PREVIOUS: [&str; 6] = ["0.1.0", "0.2.0", "0.2.1", "0.2.2", "0.3.0", "0.4.0"];
+const PREVIOUS: [&str; 7] = ["0.1.0", "0.2.0", "0.2.1", "0.2.2", "0.3.0", "0.4.0", "0.5.0"];
 
 /// A database with an earlier release and some state: migrations 1-5 registered with logged
 /// bodies, 1-3 applied, 4 reverted once.

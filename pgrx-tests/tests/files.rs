@@ -462,3 +462,107 @@ fn adopt_names_the_versions_it_could_not_match() {
     );
     assert_eq!(notices[1], "2 migrations marked applied without being run");
 }
+
+/// Whether the loader's last run shipped the files: only then does psql print what
+/// `register_files()` returned.
+fn shipped(output: &std::process::Output) -> bool {
+    String::from_utf8_lossy(&output.stdout).contains("registered_or_updated")
+}
+
+fn notice(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .find(|line| line.contains("NOTICE"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The loader sends the files' sha256sum listing first, and ships them only when
+/// `files_unchanged()` finds them changed, or the registry changed since they were registered.
+#[test]
+fn the_loader_ships_the_files_only_when_they_changed() {
+    let db = TestDb::new("loader_unchanged");
+    let mut client = db.connect();
+    let mut files = EVERY_LAYOUT.to_vec();
+    files.push(("R__view.sql", "CREATE OR REPLACE VIEW lv AS SELECT 1 AS one;"));
+    files.push((
+        "20260109_pending.sql",
+        "-- migrate:up\nCREATE TABLE l9 ();\n-- migrate:down\nDROP TABLE l9;\n",
+    ));
+    let dir = Directory::new("loader_unchanged", &files);
+    let first = load(&db, dir.path(), &[]);
+    assert!(shipped(&first), "the first run ships the files");
+    client
+        .batch_execute("SELECT migrate.up('20260105')")
+        .unwrap();
+    let unchanged = load(&db, dir.path(), &["--up"]);
+    assert!(!shipped(&unchanged), "unchanged files are not shipped");
+    assert_eq!(
+        notice(&unchanged),
+        notice(&first).replace("7 registered, 0 updated, 0", "0 registered, 0 updated, 7"),
+        "the same notice as register_files() would give"
+    );
+    assert!(notice(&first).contains("6 migrations and 1 repeatable in"));
+    assert!(all_in_state(&mut client, "applied"), "--up applies after the check");
+    client.batch_execute("SELECT migrate.down()").unwrap();
+
+    // A changed pending migration is shipped, and replaces the registered one.
+    std::fs::write(
+        dir.path().join("20260109_pending.sql"),
+        "-- migrate:up\nCREATE TABLE l9 (changed int);\n-- migrate:down\nDROP TABLE l9;\n",
+    )
+    .unwrap();
+    assert!(shipped(&load(&db, dir.path(), &[])));
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.migrations WHERE up_sql LIKE '%changed int%'"
+        ),
+        1
+    );
+    assert!(!shipped(&load(&db, dir.path(), &[])));
+
+    // A registration by any other call makes the files be shipped again.
+    client
+        .batch_execute("SELECT migrate.register('20260110', 'by hand', 'SELECT 1')")
+        .unwrap();
+    assert!(shipped(&load(&db, dir.path(), &[])));
+    assert!(!shipped(&load(&db, dir.path(), &[])));
+    client
+        .batch_execute("SELECT migrate.register_repeatable('other', 'SELECT 1')")
+        .unwrap();
+    assert!(shipped(&load(&db, dir.path(), &[])));
+
+    // The listing in any order; one changed byte, another project or another set is false.
+    let listing = |order: &mut dyn FnMut(&mut Vec<String>)| {
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg("shopt -s nullglob; sha256sum -- *.sql *.sql.conf */*")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| format!("{line}\n"))
+            .collect();
+        order(&mut lines);
+        lines.concat()
+    };
+    let unchanged = |client: &mut Client, listing: &str, project: &str| -> bool {
+        client
+            .query_one("SELECT migrate.files_unchanged($1, $2)", &[&listing, &project])
+            .unwrap()
+            .get(0)
+    };
+    load(&db, dir.path(), &[]);
+    assert!(unchanged(&mut client, &listing(&mut |_| ()), "default"));
+    assert!(unchanged(&mut client, &listing(&mut |l| l.reverse()), "default"));
+    assert!(!unchanged(&mut client, &listing(&mut |l| l[0] = l[0].replacen('0', "1", 1)), "default"));
+    assert!(!unchanged(&mut client, &listing(&mut |l| { l.pop(); }), "default"));
+    assert!(!unchanged(&mut client, &listing(&mut |_| ()), "other"));
+    expect_sqlstate(
+        client.query_one("SELECT migrate.files_unchanged(NULL)", &[]),
+        "22004",
+    );
+}
