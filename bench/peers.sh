@@ -4,7 +4,8 @@
 #   psql, all bodies in one transaction (the floor) | psql, one file at a time
 #   dbmate (npm) | sqitch (Debian) | sqlx-cli (cargo) | migrations: load-migrations.sh + up() / apply()
 #   and, for the no-op re-run, the loader's statements sent by a client that connects for them
-#   (pgbench -C: what an application pays at start-up, its connection included)
+#   (pgbench -C: what an application pays at start-up, its connection included), and the
+#   files' sha256sum listing with files_unchanged() then up(), as a client that lists first sends
 # Workloads: N_LIGHT light migrations (one INSERT each); N_DDL heavy ones (a table, an index and a
 # foreign key each); a no-op re-run with everything applied (the app start-up case); status.
 # Prints medians of RUNS runs and ratios to the floor. Not a test: it asserts nothing.
@@ -164,6 +165,13 @@ for kind in light ddl; do
             client=$("$BIN/pgbench" -n -C -t $((RUNS * 5)) -f "$WORK/startup.sql" bench 2>/dev/null |
                 awk '/latency average/ {print $4}')
             verify "$kind" "$n" || { echo "the client re-applied the $kind set" >&2; exit 1; }
+            # What a client that lists its files first sends: the listing, then up().
+            { printf 'SELECT migrate.files_unchanged($listing$'; (cd "$WORK/$kind/dbmate" && sha256sum -- *.sql)
+              printf '$listing$) AS unchanged;\nSELECT migrate.up();\n'; } >"$WORK/listing.sql"
+            [[ $(psql -X -A -t -d bench -f "$WORK/listing.sql" | head -1) == t ]] ||
+                { echo "files_unchanged() did not find the $kind set unchanged" >&2; exit 1; }
+            listing=$("$BIN/pgbench" -n -C -t $((RUNS * 5)) -f "$WORK/listing.sql" bench 2>/dev/null |
+                awk '/latency average/ {print $4}')
         fi
     done
 done
@@ -186,4 +194,5 @@ done
             'BEGIN { printf "| %s | %d | %.2f | %d | %.2f | %s | %s |\n", l, a, a / fa, b, b / fb, c, d }'
     done
     printf '| migrations: the same statements from a client, connecting (pgbench -C) | - | | - | | %.1f | - |\n' "$client"
+    printf '| migrations: the files'"'"' listing (files_unchanged()) and up() from a client, connecting (pgbench -C) | - | | - | | %.1f | - |\n' "$listing"
 }

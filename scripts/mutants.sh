@@ -54,6 +54,9 @@ status=0
 mutant "the desired schema kept" \
     'let after = transaction::subtransaction(|| {' \
     declare d01_ || status=1
+mutant "the file set kept after a registry change" \
+    '"WITH "' \
+    files the_loader_ships_the_files_only_when_they_changed || status=1
 mutant "no runner lock" \
     'let _ = (lock, RUNNER_LOCK_KEY);' \
     concurrency t01_ || status=1

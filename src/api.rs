@@ -335,7 +335,10 @@ fn files_unchanged(
     project: default!(Option<&str>, "'default'"),
 ) -> Result<bool, ErrorReport> {
     let sha256sums = required(sha256sums, "sha256sums")?;
-    Ok(registry::files_unchanged(&self::project(project)?, sha256sums)?)
+    Ok(registry::files_unchanged(
+        &self::project(project)?,
+        sha256sums,
+    )?)
 }
 
 /// Registers the migration files of a directory on the database server (see `register_files`).

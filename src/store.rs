@@ -98,6 +98,7 @@ fn tables_remember_file_sets() -> Result<bool, MigrateError> {
 /// the project's file set, which `files_unchanged()` would otherwise still take for current.
 fn registry_change() -> Result<&'static str, MigrateError> {
     Ok(if tables_remember_file_sets()? {
+        // control run "the file set kept after a registry change"
         "WITH forgotten AS (DELETE FROM migrate.file_sets f WHERE f.project = $1), "
     } else {
         "WITH "

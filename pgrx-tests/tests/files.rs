@@ -484,7 +484,10 @@ fn the_loader_ships_the_files_only_when_they_changed() {
     let db = TestDb::new("loader_unchanged");
     let mut client = db.connect();
     let mut files = EVERY_LAYOUT.to_vec();
-    files.push(("R__view.sql", "CREATE OR REPLACE VIEW lv AS SELECT 1 AS one;"));
+    files.push((
+        "R__view.sql",
+        "CREATE OR REPLACE VIEW lv AS SELECT 1 AS one;",
+    ));
     files.push((
         "20260109_pending.sql",
         "-- migrate:up\nCREATE TABLE l9 ();\n-- migrate:down\nDROP TABLE l9;\n",
@@ -503,7 +506,10 @@ fn the_loader_ships_the_files_only_when_they_changed() {
         "the same notice as register_files() would give"
     );
     assert!(notice(&first).contains("6 migrations and 1 repeatable in"));
-    assert!(all_in_state(&mut client, "applied"), "--up applies after the check");
+    assert!(
+        all_in_state(&mut client, "applied"),
+        "--up applies after the check"
+    );
     client.batch_execute("SELECT migrate.down()").unwrap();
 
     // A changed pending migration is shipped, and replaces the registered one.
@@ -551,15 +557,32 @@ fn the_loader_ships_the_files_only_when_they_changed() {
     };
     let unchanged = |client: &mut Client, listing: &str, project: &str| -> bool {
         client
-            .query_one("SELECT migrate.files_unchanged($1, $2)", &[&listing, &project])
+            .query_one(
+                "SELECT migrate.files_unchanged($1, $2)",
+                &[&listing, &project],
+            )
             .unwrap()
             .get(0)
     };
     load(&db, dir.path(), &[]);
     assert!(unchanged(&mut client, &listing(&mut |_| ()), "default"));
-    assert!(unchanged(&mut client, &listing(&mut |l| l.reverse()), "default"));
-    assert!(!unchanged(&mut client, &listing(&mut |l| l[0] = l[0].replacen('0', "1", 1)), "default"));
-    assert!(!unchanged(&mut client, &listing(&mut |l| { l.pop(); }), "default"));
+    assert!(unchanged(
+        &mut client,
+        &listing(&mut |l| l.reverse()),
+        "default"
+    ));
+    assert!(!unchanged(
+        &mut client,
+        &listing(&mut |l| l[0] = l[0].replacen('0', "1", 1)),
+        "default"
+    ));
+    assert!(!unchanged(
+        &mut client,
+        &listing(&mut |l| {
+            l.pop();
+        }),
+        "default"
+    ));
     assert!(!unchanged(&mut client, &listing(&mut |_| ()), "other"));
     expect_sqlstate(
         client.query_one("SELECT migrate.files_unchanged(NULL)", &[]),

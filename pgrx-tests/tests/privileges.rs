@@ -203,6 +203,7 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
             "register_files",
             "SELECT migrate.register_files(ARRAY['3_three.up.sql', '3_three.down.sql'], ARRAY['CREATE TABLE matrix_three ()', 'DROP TABLE matrix_three'])",
         ),
+        ("files_unchanged", "SELECT migrate.files_unchanged('')"),
         (
             "register_repeatable",
             "SELECT migrate.register_repeatable('matrix view', 'CREATE OR REPLACE VIEW matrix_view AS SELECT 1')",
@@ -308,6 +309,7 @@ fn documented_roles_can_do_what_the_readme_says_and_no_more() {
                 "register",
                 "register_script",
                 "register_files",
+                "files_unchanged",
                 "register_repeatable",
                 "adopt",
                 "tenants",
