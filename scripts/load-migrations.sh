@@ -107,12 +107,18 @@ checked_statements() {
     printf '%s\n' "SELECT COALESCE(pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(" \
         "    'migrate.files_unchanged(text, text)'), 'EXECUTE'), false) AS ask \\gset" \
         '\if :ask'
+    # psql 15 ignores how a command in backquotes exits: a loader that could not read the files
+    # prints nothing, and the statement that follows it stops psql instead.
+    local register=$'\\set register `bash :\'loader\' --project :\'project\' --print :\'dir\' || echo "DO \\$\\$BEGIN RAISE EXCEPTION USING ERRCODE = \'58030\', MESSAGE = \'load-migrations.sh did not register the files, which it could not read\'; END\\$\\$;"`'
     printf 'SELECT migrate.files_unchanged($listing$'
-    # Unquoted, the patterns match; with none matching, sha256sum reads nothing.
-    (cd "$dir" && shopt -s nullglob && sha256sum -- ${patterns[@]} </dev/null 2>/dev/null || true)
+    # Unquoted, the patterns match; with none matching, sha256sum reads nothing. A name it could
+    # not read (or a directory the patterns match) spoils the listing: the files are shipped,
+    # and the reader's error, if any, stops the load.
+    (cd "$dir" && shopt -s nullglob && sha256sum -- ${patterns[@]} </dev/null 2>/dev/null) ||
+        echo "not all read"
     printf '%s\n' "\$listing\$, :'project') AS unchanged \\gset" '\else' '\set unchanged false' '\endif' \
         '\if :unchanged' '\else' \
-        "\\set register \`bash :'loader' --project :'project' --print :'dir'\`" \
+        "$register" \
         ':register' '\endif' "$then_sql"
 }
 

@@ -200,8 +200,18 @@ fn register_files_takes_what_a_client_sends() {
 }
 
 fn load(db: &TestDb, dir: &Path, options: &[&str]) -> std::process::Output {
+    let output = run_loader(db, dir, options);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn run_loader(db: &TestDb, dir: &Path, options: &[&str]) -> std::process::Output {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/load-migrations.sh");
-    let output = Command::new("bash")
+    Command::new("bash")
         .arg(script)
         .args(options)
         .arg(dir)
@@ -220,13 +230,7 @@ fn load(db: &TestDb, dir: &Path, options: &[&str]) -> std::process::Output {
             format!("{}:{}", pg_bin(), std::env::var("PATH").unwrap_or_default()),
         )
         .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+        .unwrap()
 }
 
 #[test]
@@ -538,6 +542,25 @@ fn the_loader_ships_the_files_only_when_they_changed() {
         .batch_execute("SELECT migrate.register_repeatable('other', 'SELECT 1')")
         .unwrap();
     assert!(shipped(&load(&db, dir.path(), &[])));
+
+    // A file that cannot be read stops the loader, after the listing, before anything else.
+    let applied = "SELECT count(*) FROM migrate.status() WHERE state = 'applied'";
+    let applied_before = count(&mut client, applied);
+    std::os::unix::fs::symlink("/proc/self/mem", dir.path().join("20260111_unreadable.sql"))
+        .unwrap();
+    let failed = run_loader(&db, dir.path(), &["--up"]);
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("did not register the files"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_eq!(
+        count(&mut client, applied),
+        applied_before,
+        "nothing applied after the failure"
+    );
+    std::fs::remove_file(dir.path().join("20260111_unreadable.sql")).unwrap();
 
     // The listing in any order; one changed byte, another project or another set is false.
     let listing = |order: &mut dyn FnMut(&mut Vec<String>)| {
