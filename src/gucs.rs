@@ -23,7 +23,8 @@ pub enum Snapshots {
     /// After every migration.
     #[name = c"each"]
     Each,
-    /// After the last migration of each transaction a verb commits (or leaves to its caller).
+    /// After the last migration of a call; under `apply()` and `revert()` also before a migration
+    /// that fails or runs statement by statement, so that what they committed has one.
     #[name = c"last"]
     Last,
     #[name = c"off"]
@@ -113,7 +114,7 @@ pub fn init() {
     GucRegistry::define_enum_guc(
         c"migrate.snapshots",
         c"When migrations store a snapshot of the catalog: each, last or off.",
-        c"last stores one after the last migration of each transaction a call commits or returns in; each after every migration, at the cost of a catalog read each; drift() compares the catalog with the newest one.",
+        c"last stores one after the last migration of a call (apply() and revert() also before a migration that fails or runs statement by statement); each after every migration, at the cost of a catalog read each; drift() compares the catalog with the newest one.",
         &SNAPSHOTS,
         GucContext::Userset,
         GucFlags::default(),

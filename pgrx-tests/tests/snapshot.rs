@@ -562,3 +562,61 @@ fn s05_a_failure_stores_no_snapshot_of_what_it_undid() {
     assert_eq!(stored(&mut client).len(), 1);
     figure("snapshot checks passed", 1);
 }
+
+/// `apply()` commits each migration, but stores the catalog once for the migrations it runs in
+/// a row: before a migration that fails (with its failure), around a non-transactional one, and
+/// after the last.
+#[test]
+fn s06_apply_stores_one_snapshot_for_the_migrations_it_runs_in_a_row() {
+    let db = TestDb::new("s06_apply");
+    let mut client = db.connect();
+    for i in 1..=3 {
+        register(
+            &mut client,
+            &i.to_string(),
+            "table",
+            &format!("CREATE TABLE t{i} ()"),
+            None,
+        );
+    }
+    client.batch_execute("CALL migrate.apply()").unwrap();
+    assert_eq!(stored(&mut client), [("3".to_owned(), true)]);
+    assert_eq!(drift(&mut client), []);
+
+    register(&mut client, "4", "fine", "CREATE TABLE t4 ()", None);
+    register(
+        &mut client,
+        "5",
+        "broken",
+        "CREATE TABLE t5 (); SELECT 1/0",
+        None,
+    );
+    expect_sqlstate(client.batch_execute("CALL migrate.apply()"), "22012");
+    assert_eq!(
+        stored(&mut client),
+        [("3".to_owned(), true), ("4".to_owned(), true)],
+        "the catalog 4 left, stored with 5's failure"
+    );
+    assert_eq!(drift(&mut client), []);
+
+    client
+        .batch_execute(
+            "SELECT migrate.register('5', 'fixed', 'CREATE TABLE t5 ()');
+             SELECT migrate.register('6', 'index', 'CREATE INDEX CONCURRENTLY t6_i ON t6_base (x)',
+                                     transactional => false);
+             CREATE TABLE t6_base (x int);
+             SELECT migrate.register('7', 'last', 'CREATE TABLE t7 ()');",
+        )
+        .unwrap();
+    client.batch_execute("CALL migrate.apply()").unwrap();
+    assert_eq!(
+        stored(&mut client)
+            .into_iter()
+            .map(|(version, _)| version)
+            .collect::<Vec<_>>(),
+        ["3", "4", "5", "6", "7"],
+        "before the non-transactional 6, after it, and after the last"
+    );
+    assert_eq!(drift(&mut client), []);
+    figure("snapshot checks passed", 1);
+}

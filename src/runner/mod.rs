@@ -242,7 +242,8 @@ fn record(
 }
 
 /// Records as `record` does, writes what it recorded, and commits: `apply()` and `revert()`
-/// commit each migration with its record.
+/// commit each migration with its record. The catalog is stored later, once for the migrations
+/// the call runs in a row (see `one_at_a_time`): reading it costs more than a small migration.
 fn record_and_commit(
     call: &Call,
     recorder: &Recorder,
@@ -252,7 +253,7 @@ fn record_and_commit(
     committing: &Committing,
 ) -> Result<(), MigrateError> {
     record(call, recorder, migration, direction, duration_ms)?;
-    call.as_owner(|| recorder.close())?;
+    call.as_owner(|| recorder.write())?;
     committing.commit();
     Ok(())
 }
@@ -385,6 +386,9 @@ fn one_at_a_time(
             for migration in &stream.migrations {
                 if migration.lane == Lane::NonTransactional {
                     drop(executor);
+                    // The catalog the migrations before it left: its statements commit one by
+                    // one, and may stop half-way.
+                    call.as_owner(|| recorder.close())?;
                     nontransactional::run(&mut call, &committing, &recorder, migration, direction)?;
                     *done.entry(tenant).or_default() += 1;
                     lane_ran = true;
@@ -407,6 +411,8 @@ fn one_at_a_time(
                     Err(error) => {
                         let error = ErrorParts::from(error);
                         call.as_owner(|| {
+                            // The catalog the migrations before it left, kept with its failure.
+                            recorder.close()?;
                             store::record_failed(&call.project, migration, &call.role, &error, None)
                         })?;
                         committing.commit();
@@ -419,6 +425,9 @@ fn one_at_a_time(
                 }
             }
         }
+        // One snapshot of the catalog for the migrations run in a row, not one per commit.
+        call.as_owner(|| recorder.close())?;
+        committing.commit();
         if !lane_ran {
             break;
         }
