@@ -9,7 +9,8 @@
 #      statistics still describe the database before them (autovacuum has not analyzed yet);
 #   4. SELECT * FROM migrate.status() over N migrations;
 #   5. N_DDL DDL-heavy migrations (a table with a foreign key to the one before, and an index)
-#      applied by one SELECT migrate.up(), against psql running them in one transaction.
+#      applied by one SELECT migrate.up(), against psql running them in one transaction, with
+#      and without the snapshot of the catalog stored after them.
 # Prints medians over RUNS runs and ratios to the floor. Not a test: it asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +63,7 @@ fresh_db() { # fresh_db NAME [WITH_EXTENSION]
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-floor=() up=() apply=() startup=() files=() stale=() ddl_floor=() ddl_up=()
+floor=() up=() apply=() startup=() files=() stale=() ddl_floor=() ddl_up=() ddl_bare=()
 for _ in $(seq 1 "$RUNS"); do
     fresh_db floor
     start=$(now_ns); psql_q -d floor -1 -f "$WORK/bodies.sql"; end=$(now_ns)
@@ -106,6 +107,12 @@ for _ in $(seq 1 "$RUNS"); do
     psql_q -d ddl -f "$WORK/register-ddl.sql" >/dev/null
     start=$(now_ns); psql_q -d ddl -c "SELECT migrate.up()" >/dev/null 2>&1; end=$(now_ns)
     ddl_up+=($(((end - start) / 1000)))
+    # The same without the snapshot of the catalog stored after them (migrate.snapshots).
+    fresh_db ddl yes
+    psql_q -d ddl -f "$WORK/register-ddl.sql" >/dev/null
+    start=$(now_ns); PGOPTIONS="-c migrate.snapshots=off" psql_q -d ddl -c "SELECT migrate.up()" >/dev/null 2>&1; end=$(now_ns)
+    ddl_bare+=($(((end - start) / 1000)))
+    [[ $(psql -X -A -t -d ddl -c "SELECT count(*) FROM migrate.snapshots") == 0 ]]
     [[ $(psql -X -A -t -d ddl -c "SELECT count(*) FROM pg_class WHERE relname LIKE 't\_%'") == \
         $(psql -X -A -t -d ddl_floor -c "SELECT count(*) FROM pg_class WHERE relname LIKE 't\_%'") ]]
 done
@@ -122,8 +129,9 @@ files_us=$(printf '%s\n' "${files[@]}" | median)
 stale_us=$(printf '%s\n' "${stale[@]}" | median)
 ddl_floor_us=$(printf '%s\n' "${ddl_floor[@]}" | median)
 ddl_up_us=$(printf '%s\n' "${ddl_up[@]}" | median)
+ddl_bare_us=$(printf '%s\n' "${ddl_bare[@]}" | median)
 awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v s="$startup_us" -v fi="$files_us" -v sl="$stale_us" -v st="$status_ms" \
-    -v nd="$N_DDL" -v df="$ddl_floor_us" -v du="$ddl_up_us" 'BEGIN {
+    -v nd="$N_DDL" -v df="$ddl_floor_us" -v du="$ddl_up_us" -v db="$ddl_bare_us" 'BEGIN {
     printf "migrations benchmark: %d trivial migrations, median of %d runs, one psql call each\n\n", n, runs
     printf "| %-58s | %10s | %8s |\n", "workload", "median ms", "vs floor"
     printf "|%s|%s|%s|\n", "------------------------------------------------------------", "------------", "----------"
@@ -136,4 +144,5 @@ awk -v n="$N" -v runs="$RUNS" -v f="$floor_us" -v u="$up_us" -v a="$apply_us" -v
     printf "| %-58s | %10.2f | %8s |\n", "SELECT * FROM migrate.status() over " n " (pgbench avg)", st, "-"
     printf "| %-58s | %10.1f | %8s |\n", "psql -1 -f: " nd " DDL-heavy bodies in one transaction", df / 1000, "1.00"
     printf "| %-58s | %10.1f | %8.2f |\n", "SELECT migrate.up() applying the " nd " DDL-heavy ones", du / 1000, du / df
+    printf "| %-58s | %10.1f | %8.2f |\n", "the same with migrate.snapshots = off", db / 1000, db / df
 }'
