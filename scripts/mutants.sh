@@ -57,6 +57,9 @@ mutant "the desired schema kept" \
 mutant "the file set kept after a registry change" \
     '"WITH "' \
     files the_loader_ships_the_files_only_when_they_changed || status=1
+mutant "the snapshot stored again after a catalog write" \
+    'true' \
+    snapshot s07_ || status=1
 mutant "no runner lock" \
     'let _ = (lock, RUNNER_LOCK_KEY);' \
     concurrency t01_ || status=1

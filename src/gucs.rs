@@ -114,7 +114,7 @@ pub fn init() {
     GucRegistry::define_enum_guc(
         c"migrate.snapshots",
         c"When migrations store a snapshot of the catalog: each, last or off.",
-        c"last stores one after the last migration of a call (apply() and revert() also before a migration that fails or runs statement by statement); each after every migration, at the cost of a catalog read each; drift() compares the catalog with the newest one.",
+        c"last stores one after the last migration of a call (apply() and revert() also before a migration that fails or runs statement by statement); each after every migration, at the cost of a catalog read each; migrations that wrote no catalog row store the newest one again; drift() compares the catalog with the newest one.",
         &SNAPSHOTS,
         GucContext::Userset,
         GucFlags::default(),

@@ -963,7 +963,48 @@ pub struct Recorder {
     down: OwnedPreparedStatement,
     waiting: RefCell<Waiting>,
     unkept: RefCell<Option<Unkept>>,
+    /// The stored snapshot that still describes the catalog while the transaction writes no
+    /// catalog row, if one does.
+    described: Cell<Option<Described>>,
 }
+
+/// A stored snapshot known to describe the catalog as it was when the transaction had written
+/// `catalog_writes` catalog rows: a migration that wrote none since leaves the same catalog,
+/// which is stored again instead of read.
+#[derive(Clone, Copy)]
+struct Described {
+    snapshot_id: i64,
+    catalog_writes: i64,
+}
+
+/// The catalog rows the transaction has written so far (inserted, updated and deleted rows of
+/// every table in pg_catalog, as its statistics count them), whichever statement wrote them:
+/// DDL, a function in C, a body updating a catalog. NULL while `track_counts` is off, which
+/// stops the counting.
+const CATALOG_WRITES: &str = "
+SELECT CASE WHEN pg_catalog.current_setting('track_counts')::pg_catalog.bool THEN
+            COALESCE(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)
+                                    OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)
+                                    OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0)::pg_catalog.int8
+       END
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+   AND c.relkind OPERATOR(pg_catalog.=) 'r'";
+
+fn catalog_writes() -> Result<Option<i64>, MigrateError> {
+    Ok(Spi::get_one::<i64>(CATALOG_WRITES)?)
+}
+
+/// The newest stored snapshot, when no migration that may have changed the catalog ran after
+/// it (only registrations, rehearsals and histories marked applied did): it describes the
+/// catalog as the migrations left it.
+const CURRENT_SNAPSHOT: &str = "
+SELECT k.id
+  FROM (SELECT s.id FROM migrate.snapshots s ORDER BY s.id DESC LIMIT 1) k
+ WHERE NOT EXISTS (SELECT FROM migrate.events e
+                    WHERE e.id > k.id AND e.event <> ALL ('{register,update,rehearse,baseline,adopt}'))
+   AND NOT EXISTS (SELECT FROM migrate.repeatable_events e
+                    WHERE e.id > k.id AND e.event <> ALL ('{register,update}'))";
 
 /// The last migration that ran in a project's own history since the catalog was last stored:
 /// the one the next snapshot follows.
@@ -1022,7 +1063,7 @@ impl Recorder {
             TEXT_ARRAY,
             TIMESTAMPTZ_ARRAY,
         ];
-        Ok(Spi::connect_mut(|client| {
+        let recorder = Spi::connect_mut(|client| {
             let up = client
                 .prepare_mut(
                     &format!(
@@ -1058,8 +1099,29 @@ impl Recorder {
                 down,
                 waiting: RefCell::default(),
                 unkept: RefCell::default(),
+                described: Cell::new(None),
             })
-        })?)
+        })?;
+        recorder.described.set(Self::described_now()?);
+        Ok(recorder)
+    }
+
+    /// The stored snapshot that describes the catalog now, with the count of catalog rows
+    /// written so far, if one does.
+    fn described_now() -> Result<Option<Described>, MigrateError> {
+        if gucs::snapshots() == Snapshots::Off || !tables_keep_snapshots()? {
+            return Ok(None);
+        }
+        let Some(catalog_writes) = catalog_writes()? else {
+            return Ok(None);
+        };
+        let newest: Vec<i64> = select_rows(CURRENT_SNAPSHOT, &[], |row| {
+            Ok(row.get::<i64>(1)?.unwrap_or_default())
+        })?;
+        Ok(newest.first().map(|&snapshot_id| Described {
+            snapshot_id,
+            catalog_writes,
+        }))
     }
 
     /// Notes `migration` applied in `project`'s history by `role`, by running it in
@@ -1160,13 +1222,44 @@ impl Recorder {
         if gucs::snapshots() == Snapshots::Off || !tables_keep_snapshots()? {
             return Ok(());
         }
-        Spi::run_with_args(
-            "INSERT INTO migrate.snapshots (project, version, hash, snapshot, role)
-             SELECT $1, $2, pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(c.snapshot::pg_catalog.text, 'UTF8')), 'hex'),
+        let catalog_writes = catalog_writes()?;
+        let unchanged = self
+            .described
+            .get()
+            .filter(|described| {
+                // control run "the snapshot stored again after a catalog write"
+                Some(described.catalog_writes) == catalog_writes
+            })
+            .map(|described| described.snapshot_id);
+        // Materialized: the hash and the value come from one read of the catalog, made only
+        // when no stored snapshot describes it.
+        let snapshot_id = Spi::get_one_with_args::<i64>(
+            "WITH c AS MATERIALIZED (
+                 SELECT k.hash, k.snapshot FROM migrate.snapshots k WHERE k.id = $4
+                 UNION ALL
+                 SELECT NULL, migrate.snapshot()
+                  WHERE NOT EXISTS (SELECT FROM migrate.snapshots k WHERE k.id = $4))
+             INSERT INTO migrate.snapshots (project, version, hash, snapshot, role)
+             SELECT $1, $2,
+                    COALESCE(c.hash, pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(c.snapshot::pg_catalog.text, 'UTF8')), 'hex')),
                     c.snapshot, $3
-               FROM (SELECT migrate.snapshot() AS snapshot) c",
-            &[project.into(), version.into(), role.into()],
+               FROM c
+             RETURNING id",
+            &[
+                project.into(),
+                version.into(),
+                role.into(),
+                unchanged.into(),
+            ],
         )?;
+        self.described.set(
+            snapshot_id
+                .zip(catalog_writes)
+                .map(|(snapshot_id, catalog_writes)| Described {
+                    snapshot_id,
+                    catalog_writes,
+                }),
+        );
         Ok(())
     }
 

@@ -1,7 +1,8 @@
-//! Snapshots of the catalog (S01-S05): `migrate.snapshot()` describes every kind of object of the
+//! Snapshots of the catalog (S01-S07): `migrate.snapshot()` describes every kind of object of the
 //! user schemas; the same catalog gives the same bytes whatever its OIDs or creation order; each
 //! kind of change shows in `snapshot_changes()`; the verbs store a snapshot after the migrations
-//! they run, as `migrate.snapshots` says; `drift()` and `verify()` name what changed since.
+//! they run, as `migrate.snapshots` says, storing the one before again when they wrote no catalog
+//! row; `drift()` and `verify()` name what changed since.
 
 use migrations_tests::*;
 
@@ -617,6 +618,86 @@ fn s06_apply_stores_one_snapshot_for_the_migrations_it_runs_in_a_row() {
         ["3", "4", "5", "6", "7"],
         "before the non-transactional 6, after it, and after the last"
     );
+    assert_eq!(drift(&mut client), []);
+    figure("snapshot checks passed", 1);
+}
+
+/// The version and hash of each stored snapshot, and whether it is the catalog now.
+fn stored_hashes(client: &mut Client) -> Vec<String> {
+    text_rows(
+        client,
+        &["SELECT version || ' ' || left(hash, 12) || ' ' || (snapshot = migrate.snapshot())::text
+             FROM migrate.snapshots ORDER BY id"],
+    )
+}
+
+#[test]
+fn s07_a_migration_that_writes_no_catalog_row_stores_the_snapshot_before_it_again() {
+    let db = TestDb::new("s07_unchanged");
+    let mut client = db.connect();
+    client
+        .batch_execute("SET client_min_messages = warning")
+        .unwrap();
+    let mut applied = 0;
+    let mut migrate = |client: &mut Client, body: &str| {
+        applied += 1;
+        register(client, &applied.to_string(), "step", body, None);
+        assert_eq!(up(client).unwrap(), 1, "{body}");
+        stored_hashes(client).pop().unwrap()
+    };
+    let first = migrate(
+        &mut client,
+        "CREATE TABLE a (id int); CREATE TABLE log (i int);
+         CREATE FUNCTION widen() RETURNS void LANGUAGE plpgsql
+             AS $f$ BEGIN EXECUTE 'ALTER TABLE a ADD COLUMN b int'; END $f$;",
+    );
+    assert!(first.ends_with(" true"), "{first}");
+    let hash = |line: &str| line.split(' ').nth(1).unwrap().to_owned();
+
+    // Rows only: the catalog the first left, stored again under the second.
+    let data = migrate(&mut client, "INSERT INTO log VALUES (1)");
+    assert_eq!(hash(&data), hash(&first));
+    assert!(data.ends_with(" true"), "{data}");
+
+    // DDL the body does not write out (a function running it), and a comment alone: each
+    // changes the catalog, which is read again.
+    for body in ["SELECT widen()", "COMMENT ON TABLE a IS 'rows'"] {
+        let before = stored_hashes(&mut client).pop().unwrap();
+        let after = migrate(&mut client, body);
+        assert_ne!(hash(&after), hash(&before), "{body}");
+        assert!(after.ends_with(" true"), "{body}: {after}");
+        assert_eq!(drift(&mut client), [], "{body}");
+    }
+
+    // A change by hand before a migration that writes no catalog row stays drift: the
+    // migration did not make it.
+    client
+        .batch_execute("ALTER TABLE a ADD COLUMN by_hand int")
+        .unwrap();
+    migrate(&mut client, "INSERT INTO log VALUES (2)");
+    assert_eq!(
+        drift(&mut client),
+        [pair("relations public.a columns by_hand", "added")]
+    );
+
+    // After migrations that stored no snapshot (snapshots off), the newest one no longer
+    // describes the catalog: the next migration reads it, whatever it writes.
+    client.batch_execute("SET migrate.snapshots = off").unwrap();
+    migrate(&mut client, "CREATE TABLE c ()");
+    client.batch_execute("RESET migrate.snapshots").unwrap();
+    let after_off = migrate(&mut client, "INSERT INTO log VALUES (3)");
+    assert!(after_off.ends_with(" true"), "{after_off}");
+    assert_eq!(drift(&mut client), []);
+
+    // Without track_counts nothing counts the catalog rows written: the catalog is read.
+    migrate(
+        &mut client,
+        "CREATE FUNCTION widen_more() RETURNS void LANGUAGE plpgsql
+             AS $f$ BEGIN EXECUTE 'ALTER TABLE a ADD COLUMN d int'; END $f$",
+    );
+    client.batch_execute("SET track_counts = off").unwrap();
+    let untracked = migrate(&mut client, "SELECT widen_more()");
+    assert!(untracked.ends_with(" true"), "{untracked}");
     assert_eq!(drift(&mut client), []);
     figure("snapshot checks passed", 1);
 }
