@@ -991,6 +991,11 @@ SELECT CASE WHEN pg_catalog.current_setting('track_counts')::pg_catalog.bool THE
  WHERE c.relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
    AND c.relkind OPERATOR(pg_catalog.=) 'r'";
 
+/// Whether the verbs store snapshots: `migrate.snapshots` is not off, and the tables keep them.
+fn snapshots_stored() -> Result<bool, MigrateError> {
+    Ok(gucs::snapshots() != Snapshots::Off && tables_keep_snapshots()?)
+}
+
 fn catalog_writes() -> Result<Option<i64>, MigrateError> {
     Ok(Spi::get_one::<i64>(CATALOG_WRITES)?)
 }
@@ -1109,16 +1114,16 @@ impl Recorder {
     /// The stored snapshot that describes the catalog now, with the count of catalog rows
     /// written so far, if one does.
     fn described_now() -> Result<Option<Described>, MigrateError> {
-        if gucs::snapshots() == Snapshots::Off || !tables_keep_snapshots()? {
+        if !snapshots_stored()? {
             return Ok(None);
         }
         let Some(catalog_writes) = catalog_writes()? else {
             return Ok(None);
         };
-        let newest: Vec<i64> = select_rows(CURRENT_SNAPSHOT, &[], |row| {
+        let newest = select_row(CURRENT_SNAPSHOT, &[], |row| {
             Ok(row.get::<i64>(1)?.unwrap_or_default())
         })?;
-        Ok(newest.first().map(|&snapshot_id| Described {
+        Ok(newest.map(|snapshot_id| Described {
             snapshot_id,
             catalog_writes,
         }))
@@ -1219,7 +1224,7 @@ impl Recorder {
         else {
             return Ok(());
         };
-        if gucs::snapshots() == Snapshots::Off || !tables_keep_snapshots()? {
+        if !snapshots_stored()? {
             return Ok(());
         }
         let catalog_writes = catalog_writes()?;
