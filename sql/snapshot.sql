@@ -3,6 +3,10 @@
 -- keeps keys sorted), lists are sorted, a column's position counts the live columns only, and
 -- every definition comes from the server's own deparsers under search_path = pg_catalog, so
 -- that names in it are schema-qualified.
+-- It is built as json text and converted once: jsonb built level by level copies every nested
+-- value again at each level. Comments are read from pg_description directly: obj_description()
+-- and col_description() are SQL functions, each call a query started and ended. (Together a
+-- quarter of the time of a 300-table catalog; docs/performance.md.)
 CREATE FUNCTION migrate.snapshot(schemas text[] DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -30,7 +34,7 @@ AS $$
         -- none: an empty object in a table, so that a first or last constraint, index, trigger,
         -- policy or statistics object is a key added or removed
         SELECT r.*, format('%I.%I', n.nspname, r.relname) AS key,
-               CASE WHEN r.relkind IN ('r', 'p', 'm', 'f') THEN '{}'::jsonb END AS none
+               CASE WHEN r.relkind IN ('r', 'p', 'm', 'f') THEN '{}'::json END AS none
           FROM pg_class r JOIN n ON n.oid = r.relnamespace
          WHERE r.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
            AND NOT EXISTS (SELECT FROM member m WHERE m.classid = 'pg_class'::regclass AND m.objid = r.oid)
@@ -53,7 +57,7 @@ AS $$
         -- an ACL as sorted lines "grantee PRIVILEGE [WITH GRANT OPTION] BY grantor"; NULL while
         -- the object keeps its default privileges (also once a GRANT is revoked)
         SELECT x.acl,
-               (SELECT jsonb_agg(l ORDER BY l)
+               (SELECT json_agg(l ORDER BY l)
                   FROM (SELECT format('%s %s%s BY %s',
                                       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
                                       a.privilege_type,
@@ -68,20 +72,20 @@ AS $$
                  WHERE acl IS NOT NULL) x
     )
     SELECT '{"schemas": {}, "extensions": {}, "relations": {}, "routines": {}, "types": {}}'::jsonb
-        || jsonb_strip_nulls(jsonb_build_object(
-        'schemas', (SELECT jsonb_object_agg(n.nspname, jsonb_build_object(
+        || jsonb_strip_nulls(json_build_object(
+        'schemas', (SELECT json_object_agg(n.nspname, json_build_object(
                         'owner', pg_get_userbyid(n.nspowner),
                         'grants', (SELECT g.lines FROM grants g WHERE g.acl = n.nspacl AND n.nspacl <> acldefault('n', n.nspowner)),
-                        'comment', obj_description(n.oid, 'pg_namespace')))
+                        'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = n.oid AND dc.classoid = 'pg_namespace'::regclass AND dc.objsubid = 0)))
                       FROM n),
-        'extensions', (SELECT jsonb_object_agg(e.extname, jsonb_build_object(
+        'extensions', (SELECT json_object_agg(e.extname, json_build_object(
                            'version', e.extversion,
                            'schema', s.nspname,
-                           'comment', obj_description(e.oid, 'pg_extension')))
+                           'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = e.oid AND dc.classoid = 'pg_extension'::regclass AND dc.objsubid = 0)))
                          FROM pg_extension e JOIN pg_namespace s ON s.oid = e.extnamespace
                         WHERE e.extname NOT IN ('plpgsql', 'migrations')
                           AND ($1 IS NULL OR s.nspname = ANY ($1))),
-        'relations', (SELECT jsonb_object_agg(c.key, jsonb_build_object(
+        'relations', (SELECT json_object_agg(c.key, json_build_object(
             'kind', CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
                                    WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                    WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table'
@@ -89,21 +93,21 @@ AS $$
             'owner', pg_get_userbyid(c.relowner),
             'grants', (SELECT g.lines FROM grants g WHERE g.acl = c.relacl
                 AND c.relacl <> acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)),
-            'comment', obj_description(c.oid, 'pg_class'),
+            'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = c.oid AND dc.classoid = 'pg_class'::regclass AND dc.objsubid = 0),
             'unlogged', CASE WHEN c.relpersistence = 'u' THEN true END,
             'row_security', CASE WHEN c.relrowsecurity THEN true END,
             'force_row_security', CASE WHEN c.relforcerowsecurity THEN true END,
-            'options', to_jsonb(c.reloptions),
+            'options', to_json(c.reloptions),
             'partition_key', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
             'partition_of', CASE WHEN c.relispartition THEN
                 (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid) END,
             'partition_bound', CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
             'inherits', CASE WHEN NOT c.relispartition THEN
-                (SELECT jsonb_agg(i.inhparent::regclass::text ORDER BY i.inhseqno)
+                (SELECT json_agg(i.inhparent::regclass::text ORDER BY i.inhseqno)
                    FROM pg_inherits i WHERE i.inhrelid = c.oid) END,
             'definition', CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
             'columns', CASE WHEN c.relkind <> 'S' THEN (
-                SELECT jsonb_object_agg(a.attname, jsonb_build_object(
+                SELECT json_object_agg(a.attname, json_build_object(
                     'position', a.position,
                     'type', format_type(a.atttypid, a.atttypmod),
                     'not_null', CASE WHEN a.attnotnull THEN true END,
@@ -115,51 +119,51 @@ AS $$
                            JOIN pg_namespace s ON s.oid = l.collnamespace WHERE l.oid = a.attcollation) END,
                     'storage', CASE WHEN a.attstorage <> y.typstorage THEN a.attstorage::text END,
                     'inherited', CASE WHEN NOT a.attislocal THEN true END,
-                    'comment', col_description(c.oid, a.attnum),
+                    'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = c.oid AND dc.classoid = 'pg_class'::regclass AND dc.objsubid = a.attnum),
                     'grants', (SELECT g.lines FROM grants g WHERE g.acl = a.attacl)))
                   FROM (SELECT f.*, row_number() OVER (ORDER BY f.attnum) AS position
                           FROM pg_attribute f
                          WHERE f.attrelid = c.oid AND f.attnum > 0 AND NOT f.attisdropped) a
                   JOIN pg_type y ON y.oid = a.atttypid
                   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum) END,
-            'constraints', COALESCE((SELECT jsonb_object_agg(k.conname, jsonb_build_object(
+            'constraints', COALESCE((SELECT json_object_agg(k.conname, json_build_object(
                     'type', CASE k.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique'
                                            WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign key'
                                            WHEN 'x' THEN 'exclusion' WHEN 't' THEN 'trigger' END,
                     'definition', pg_get_constraintdef(k.oid),
                     'inherited', CASE WHEN NOT k.conislocal THEN true END,
-                    'comment', obj_description(k.oid, 'pg_constraint')))
+                    'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = k.oid AND dc.classoid = 'pg_constraint'::regclass AND dc.objsubid = 0)))
                   FROM pg_constraint k
                  -- NOT NULL is the column's (PostgreSQL 18 also catalogues it as a constraint)
                  WHERE k.conrelid = c.oid AND k.contype <> 'n'), c.none),
-            'indexes', COALESCE((SELECT jsonb_object_agg(x.relname, jsonb_build_object(
+            'indexes', COALESCE((SELECT json_object_agg(x.relname, json_build_object(
                     'definition', pg_get_indexdef(i.indexrelid),
                     'clustered', CASE WHEN i.indisclustered THEN true END,
-                    'comment', obj_description(x.oid, 'pg_class')))
+                    'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = x.oid AND dc.classoid = 'pg_class'::regclass AND dc.objsubid = 0)))
                   FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
                  WHERE i.indrelid = c.oid), c.none),
-            'triggers', COALESCE((SELECT jsonb_object_agg(g.tgname, jsonb_build_object(
+            'triggers', COALESCE((SELECT json_object_agg(g.tgname, json_build_object(
                     'definition', pg_get_triggerdef(g.oid),
                     'enabled', CASE WHEN g.tgenabled <> 'O' THEN g.tgenabled::text END,
-                    'comment', obj_description(g.oid, 'pg_trigger')))
+                    'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = g.oid AND dc.classoid = 'pg_trigger'::regclass AND dc.objsubid = 0)))
                   FROM pg_trigger g
                  -- a foreign key's triggers are the constraint's; a partition's clone is its parent's
                  WHERE g.tgrelid = c.oid AND NOT g.tgisinternal AND g.tgparentid = 0), c.none),
-            'policies', COALESCE((SELECT jsonb_object_agg(o.polname, jsonb_build_object(
+            'policies', COALESCE((SELECT json_object_agg(o.polname, json_build_object(
                     'command', CASE o.polcmd WHEN '*' THEN 'ALL' WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
                                              WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' END,
                     'permissive', o.polpermissive,
-                    'roles', (SELECT jsonb_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END
+                    'roles', (SELECT json_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END
                                                ORDER BY CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END)
                                 FROM unnest(o.polroles) r),
                     'using', pg_get_expr(o.polqual, o.polrelid),
                     'check', pg_get_expr(o.polwithcheck, o.polrelid)))
                   FROM pg_policy o WHERE o.polrelid = c.oid), c.none),
-            'statistics', COALESCE((SELECT jsonb_object_agg(format('%I.%I', s.nspname, x.stxname), pg_get_statisticsobjdef(x.oid))
+            'statistics', COALESCE((SELECT json_object_agg(format('%I.%I', s.nspname, x.stxname), pg_get_statisticsobjdef(x.oid))
                   FROM pg_statistic_ext x JOIN pg_namespace s ON s.oid = x.stxnamespace
                  WHERE x.stxrelid = c.oid), c.none),
             'sequence', CASE WHEN c.relkind = 'S' THEN (
-                SELECT jsonb_build_object(
+                SELECT json_build_object(
                     'type', format_type(q.seqtypid, NULL),
                     'start', q.seqstart, 'increment', q.seqincrement,
                     'min', q.seqmin, 'max', q.seqmax, 'cache', q.seqcache, 'cycle', q.seqcycle,
@@ -170,29 +174,29 @@ AS $$
                                     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
                   FROM pg_sequence q WHERE q.seqrelid = c.oid) END))
           FROM c),
-        'routines', (SELECT jsonb_object_agg(p.key, jsonb_build_object(
+        'routines', (SELECT json_object_agg(p.key, json_build_object(
                          'kind', CASE p.prokind WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure'
                                                 WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window' END,
                          'owner', pg_get_userbyid(p.proowner),
                          'grants', (SELECT g.lines FROM grants g WHERE g.acl = p.proacl AND p.proacl <> acldefault('f', p.proowner)),
-                         'comment', obj_description(p.oid, 'pg_proc'),
+                         'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = p.oid AND dc.classoid = 'pg_proc'::regclass AND dc.objsubid = 0),
                          -- an aggregate has no CREATE FUNCTION to show: its parts are routines
                          'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,
                          'aggregate', CASE WHEN p.prokind = 'a' THEN
-                             (SELECT jsonb_build_object('transition', g.aggtransfn::regprocedure::text,
+                             (SELECT json_build_object('transition', g.aggtransfn::regprocedure::text,
                                                         'final', NULLIF(g.aggfinalfn, 0)::regprocedure::text,
                                                         'state', format_type(g.aggtranstype, NULL),
                                                         'initial', g.agginitval)
                                 FROM pg_aggregate g WHERE g.aggfnoid = p.oid) END))
                        FROM p),
-        'types', (SELECT jsonb_object_agg(t.key, jsonb_build_object(
+        'types', (SELECT json_object_agg(t.key, json_build_object(
                       'kind', CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain'
                                              WHEN 'r' THEN 'range' WHEN 'b' THEN 'base' END,
                       'owner', pg_get_userbyid(t.typowner),
                       'grants', (SELECT g.lines FROM grants g WHERE g.acl = t.typacl AND t.typacl <> acldefault('T', t.typowner)),
-                      'comment', obj_description(t.oid, 'pg_type'),
+                      'comment', (SELECT dc.description FROM pg_description dc WHERE dc.objoid = t.oid AND dc.classoid = 'pg_type'::regclass AND dc.objsubid = 0),
                       'labels', CASE WHEN t.typtype = 'e' THEN
-                          (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END,
+                          (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END,
                       'base', CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
                       'not_null', CASE WHEN t.typnotnull THEN true END,
                       'default', t.typdefault,
@@ -201,17 +205,17 @@ AS $$
                           (SELECT format('%I.%I', s.nspname, l.collname) FROM pg_collation l
                              JOIN pg_namespace s ON s.oid = l.collnamespace WHERE l.oid = t.typcollation) END,
                       'constraints', CASE WHEN t.typtype = 'd' THEN
-                          (SELECT jsonb_object_agg(k.conname, pg_get_constraintdef(k.oid))
+                          (SELECT json_object_agg(k.conname, pg_get_constraintdef(k.oid))
                              FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype <> 'n') END,
                       'subtype', CASE WHEN t.typtype = 'r' THEN
-                          (SELECT jsonb_build_object('type', format_type(g.rngsubtype, NULL),
+                          (SELECT json_build_object('type', format_type(g.rngsubtype, NULL),
                                                      'opclass', (SELECT format('%I.%I', s.nspname, o.opcname)
                                                                    FROM pg_opclass o JOIN pg_namespace s ON s.oid = o.opcnamespace
                                                                   WHERE o.oid = g.rngsubopc),
                                                      'canonical', NULLIF(g.rngcanonical, 0)::regproc::text,
                                                      'difference', NULLIF(g.rngsubdiff, 0)::regproc::text)
                              FROM pg_range g WHERE g.rngtypid = t.oid) END))
-                    FROM t)))
+                    FROM t))::jsonb)
 $$;
 COMMENT ON FUNCTION migrate.snapshot(text[]) IS
     'the catalog of the given schemas (NULL: every user schema) as jsonb: schemas, extensions, relations with their columns, constraints, indexes, triggers, policies and grants, routines and types; the same catalog gives the same bytes';
