@@ -40,9 +40,11 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
--- every join here is on equality: a merge join would sort every migration first, only to
--- meet the few catalogs stored, and cost a sixth of the call (docs/performance.md)
+-- it reads every migration: hash joins, whatever the statistics say. A merge join sorted every
+-- migration to meet the few catalogs stored (a sixth of the call), and before the tables were
+-- analyzed the history was probed once per migration (docs/performance.md)
 SET enable_mergejoin = off
+SET enable_nestloop = off
 AS $$
     WITH tenants AS MATERIALIZED (
         -- the tenants of each project that fans out over tenant schemas, resolved now, in order
