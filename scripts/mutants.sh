@@ -99,6 +99,9 @@ mutant "session-level advisory locks of a body kept" \
 mutant "session-level advisory locks of a failed body kept" \
     'let _ = SessionState::capture()?;' \
     privileges t25_a_body_leaves_nothing || status=1
+mutant "the attempt before the savepoints not counted" \
+    'executor.run(migration, direction, deferred, 0)' \
+    production a_lock_timeout_after_other_migrations || status=1
 
 rm -rf "$COPY"
 unset CARGO_TARGET_DIR

@@ -258,6 +258,146 @@ fn a_migration_that_cannot_get_its_lock_fails_with_55p03_and_retries() {
 }
 
 #[test]
+fn a_lock_timeout_after_other_migrations_runs_them_again_with_a_savepoint_each() {
+    let db = TestDb::new("lock_timeout_later");
+    let mut client = db.connect();
+    client
+        .batch_execute("CREATE TABLE busy (id int); CREATE TABLE log (n int)")
+        .unwrap();
+    register(
+        &mut client,
+        "1",
+        "log one",
+        "INSERT INTO log VALUES (1)",
+        None,
+    );
+    register(
+        &mut client,
+        "2",
+        "log two",
+        "INSERT INTO log VALUES (2)",
+        None,
+    );
+    register(
+        &mut client,
+        "3",
+        "alter busy",
+        "ALTER TABLE busy ADD COLUMN note text",
+        None,
+    );
+    register(
+        &mut client,
+        "4",
+        "log four",
+        "INSERT INTO log VALUES (4)",
+        None,
+    );
+    let mut holder = db.connect();
+    let mut holding = holder.transaction().unwrap();
+    holding
+        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        .unwrap();
+
+    // The holder lets go once the first attempt of migration 3 has failed: the two before it
+    // were rolled back with it, and every migration runs once more, from the start.
+    let (mut runner, notices) = db.connect_with_notices();
+    runner
+        .batch_execute("SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 2")
+        .unwrap();
+    let running = thread::spawn(move || up(&mut runner));
+    wait_for("the first failed attempt", || {
+        notices
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|notice| notice.contains("could not get a lock"))
+    });
+    holding.commit().unwrap();
+    assert_eq!(running.join().unwrap().unwrap(), 4);
+    let notices = notices.lock().unwrap().clone();
+    let retried = notices
+        .iter()
+        .position(|notice| notice.contains("could not get a lock"))
+        .unwrap();
+    assert_eq!(
+        notices[retried..=retried + 1],
+        [
+            "migration \"3\" (alter busy) could not get a lock within 200 ms (attempt 1 of 3); trying again in 100 ms",
+            "2 migrations run before it in this call rolled back with it and will run again first",
+        ]
+    );
+    assert_eq!(
+        notices
+            .iter()
+            .filter(|notice| notice.starts_with("migration \"1\" (log one) applied"))
+            .count(),
+        2,
+        "reported when it ran, and again when it ran again"
+    );
+    // Each body's work and record are there once.
+    assert_eq!(count(&mut client, "SELECT count(*) FROM log"), 3);
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM log WHERE n = 1"),
+        1
+    );
+    assert_eq!(events(&mut client, "up"), ["1", "2", "3", "4"]);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'note'"
+        ),
+        1
+    );
+
+    // Out of attempts, the migration is named with all of them, the first one included.
+    let mut holding = holder.transaction().unwrap();
+    holding
+        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        .unwrap();
+    register(
+        &mut client,
+        "5",
+        "log five",
+        "INSERT INTO log VALUES (5)",
+        None,
+    );
+    register(
+        &mut client,
+        "6",
+        "alter busy again",
+        "ALTER TABLE busy ADD COLUMN other text",
+        None,
+    );
+    let (mut runner, notices) = db.connect_with_notices();
+    runner
+        .batch_execute("SET migrate.lock_timeout = '100ms'; SET migrate.lock_retries = 1")
+        .unwrap();
+    let error = expect_sqlstate(up(&mut runner), "55P03");
+    assert_eq!(
+        error.message(),
+        "migration \"6\" (alter busy again) could not get a lock within 100 ms in 2 attempts"
+    );
+    let waits: Vec<String> = notices
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|notice| notice.contains("could not get a lock"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            "migration \"6\" (alter busy again) could not get a lock within 100 ms (attempt 1 of 2); trying again in 100 ms"
+        ]
+    );
+    holding.rollback().unwrap();
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM log WHERE n = 5"),
+        0
+    );
+}
+
+#[test]
 fn waiting_for_the_runner_lock_is_bounded() {
     let db = TestDb::new("runner_wait");
     let mut first = db.connect();

@@ -56,23 +56,45 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs the `body` of `migration` in the caller's transaction, with retries, and returns
-    /// its duration in ms.
+    /// its duration in ms. `failed` attempts of it were made already (see `run_unguarded`).
     pub fn run(
         &self,
         migration: &Migration,
         body: Body,
         deferred: DeferredChecks,
+        failed: i32,
     ) -> Result<f64, MigrateError> {
         let place = self.call.place(&migration.version, &migration.name, body);
         // Without retries the caller's transaction is all there is to roll back.
         let retried = gucs::lock_retries() > 0;
-        self.run_with_retries(|| {
+        self.run_with_retries(failed, || {
             if retried {
                 self.in_subtransaction(|| self.run_once(&place, migration, deferred))
             } else {
                 self.run_once(&place, migration, deferred)
             }
         })
+    }
+
+    /// Runs the `body` of `migration` once, with no subtransaction of its own: a failure, a
+    /// lock timeout included, is for the caller to roll back. A subtransaction per migration
+    /// costs more than the bodies of small or DDL-heavy migrations (its end walks caches and
+    /// locks that grow with every table the transaction creates), so `up()` and `down()` run
+    /// them this way first, in one subtransaction of their own, and use `run` only once one of
+    /// them has failed to get a lock in time.
+    pub fn run_unguarded(
+        &self,
+        migration: &Migration,
+        body: Body,
+        deferred: DeferredChecks,
+    ) -> Result<f64, MigrateError> {
+        let place = self.call.place(&migration.version, &migration.name, body);
+        let before = self.session()?;
+        let result = self.run_once(&place, migration, deferred);
+        if result.is_err() {
+            before.release_after_failure()?;
+        }
+        result
     }
 
     /// The same in a subtransaction of its own: a body that fails is rolled back alone.
@@ -82,7 +104,7 @@ impl<'a> Executor<'a> {
         body: Body,
         deferred: DeferredChecks,
     ) -> Result<f64, MigrateError> {
-        self.in_subtransaction(|| self.run(migration, body, deferred))
+        self.in_subtransaction(|| self.run(migration, body, deferred, 0))
     }
 
     /// Runs one statement `sql` of a non-transactional migration, at `place`, in a
@@ -97,7 +119,7 @@ impl<'a> Executor<'a> {
             (sql, place.position),
             ("SET CONSTRAINTS ALL IMMEDIATE", Position::DeferredChecks),
         ];
-        self.run_with_retries(|| {
+        self.run_with_retries(0, || {
             self.in_subtransaction(|| self.run_statements(place, migration, &statements))
         })
     }
@@ -113,7 +135,7 @@ impl<'a> Executor<'a> {
     ) -> Result<f64, MigrateError> {
         let before = self.session()?;
         let registrant = self.registrant(migration, place)?;
-        self.run_with_retries(|| {
+        self.run_with_retries(0, || {
             let started = Instant::now();
             {
                 let _running = BodyRunning::start();
@@ -155,35 +177,29 @@ impl<'a> Executor<'a> {
     }
 
     /// Makes `attempt` again (after a pause) while a statement of it fails to get a lock within
-    /// `migrate.lock_timeout` and `migrate.lock_retries` allows; each attempt rolls back what
-    /// it did when it fails. Returns the duration of the successful attempt in ms.
+    /// `migrate.lock_timeout` and `migrate.lock_retries` allows, counting the `failed` attempts
+    /// made before; each attempt rolls back what it did when it fails. Returns the duration of
+    /// the successful attempt in ms.
     fn run_with_retries(
         &self,
+        failed: i32,
         mut attempt: impl FnMut() -> Result<f64, MigrateError>,
     ) -> Result<f64, MigrateError> {
         let attempts = gucs::lock_retries() + 1;
-        let mut backoff = FIRST_BACKOFF_MS;
-        for number in 1.. {
+        for number in failed + 1.. {
             match attempt() {
                 Err(MigrateError::BodyFailed { error, place })
                     if error.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
                 {
-                    let timeout_ms = gucs::lock_timeout_ms();
                     if number >= attempts {
                         return Err(MigrateError::LockTimeout {
                             error,
                             place,
                             attempts,
-                            timeout_ms,
+                            timeout_ms: gucs::lock_timeout_ms(),
                         });
                     }
-                    notice!(
-                        "migration \"{}\" ({}) could not get a lock within {timeout_ms} ms (attempt {number} of {attempts}); trying again in {backoff} ms",
-                        place.version,
-                        place.name
-                    );
-                    backend::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+                    pause_after_lock_timeout(&place, number);
                 }
                 other => return other,
             }
@@ -261,6 +277,23 @@ impl<'a> Executor<'a> {
 /// further pause doubles, up to `MAX_BACKOFF_MS`.
 const FIRST_BACKOFF_MS: u64 = 100;
 const MAX_BACKOFF_MS: u64 = 5_000;
+
+/// Says that attempt `number` of the migration at `place` could not get a lock in time, and
+/// pauses before the next: `FIRST_BACKOFF_MS` after the first, twice the pause before after
+/// each further one.
+pub fn pause_after_lock_timeout(place: &Place, number: i32) {
+    let backoff = (1..number).fold(FIRST_BACKOFF_MS, |backoff, _| {
+        (backoff * 2).min(MAX_BACKOFF_MS)
+    });
+    notice!(
+        "migration \"{}\" ({}) could not get a lock within {} ms (attempt {number} of {}); trying again in {backoff} ms",
+        place.version,
+        place.name,
+        gucs::lock_timeout_ms(),
+        gucs::lock_retries() + 1
+    );
+    backend::sleep(backoff);
+}
 
 /// Executes the statements and, when one fails, returns the server's error with the statement's
 /// place added. The caller then rolls the failed work back: the subtransaction around it, or,

@@ -13,9 +13,9 @@ use pgrx::prelude::*;
 use crate::call::Call;
 use crate::error::{ErrorParts, MigrateError};
 use crate::gucs::{self, Snapshots};
-use crate::place::{Body, Lane, Project};
+use crate::place::{Body, Lane, Place, Project};
 use crate::postgres::lock::{self, LockScope};
-use crate::postgres::transaction::Committing;
+use crate::postgres::transaction::{self, Committing};
 use crate::store::{self, Event, Migration, Recorder};
 use crate::tenants;
 use crate::text::counted;
@@ -187,26 +187,98 @@ fn in_one_transaction(
     for stream in &streams {
         refuse_non_transactional(function, direction, &stream.project, &stream.migrations)?;
     }
-    let mut count = 0;
+    let count = streams
+        .iter()
+        .map(|stream| stream.migrations.len())
+        .sum::<usize>() as i32;
+    // With retries, the migrations run first without a savepoint each (see
+    // Executor::run_unguarded): a lock timeout rolls them all back, and they run again with one
+    // each, that migration from its second attempt on.
+    let mut recorder = recorder;
+    let mut tried = None;
+    if gucs::lock_retries() > 0 {
+        let first = transaction::subtransaction(|| {
+            run_streams(&mut call, &streams, direction, &recorder, Guard::None)?;
+            call.as_owner(|| recorder.close())
+        });
+        match first {
+            Err(MigrateError::BodyFailed { error, place })
+                if error.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
+            {
+                execute::pause_after_lock_timeout(&place, 1);
+                let before = streams
+                    .iter()
+                    .flat_map(|stream| stream.migrations.iter().map(move |m| (stream, m)))
+                    .take_while(|(stream, m)| {
+                        stream.project != place.project || m.version != place.version
+                    })
+                    .count();
+                if before > 0 {
+                    notice!(
+                        "{} run before it in this call rolled back with it and will run again first",
+                        counted(before, "migration")
+                    );
+                }
+                // What it noted went with the rollback.
+                recorder = call.as_owner(Recorder::new)?;
+                tried = Some(place);
+            }
+            other => return other.map(|()| count),
+        }
+    }
+    run_streams(
+        &mut call,
+        &streams,
+        direction,
+        &recorder,
+        Guard::Retries(tried.as_ref()),
+    )?;
+    call.as_owner(|| recorder.close())?;
+    Ok(count)
+}
+
+/// How `run_streams` guards each body.
+#[derive(Clone, Copy)]
+enum Guard<'a> {
+    /// Not at all: the caller rolls back whatever fails (`Executor::run_unguarded`).
+    None,
+    /// With `Executor::run`'s subtransaction and retries, while `migrate.lock_retries` allows
+    /// them; the migration at the place, if any, had one attempt already.
+    Retries(Option<&'a Place>),
+}
+
+/// Runs the `direction` body of each migration of `streams`, in order, in the caller's
+/// transaction, and records it.
+fn run_streams(
+    call: &mut Call,
+    streams: &[Stream],
+    direction: Body,
+    recorder: &Recorder,
+    guard: Guard,
+) -> Result<(), MigrateError> {
     for stream in streams {
-        call.project = stream.project;
-        let executor = Executor::new(&call);
+        call.project = stream.project.clone();
+        let executor = Executor::new(call);
         for migration in &stream.migrations {
-            let ran = executor.run(
-                migration,
-                direction,
-                DeferredChecks::UnlessRegisteredByAnother,
-            );
+            let deferred = DeferredChecks::UnlessRegisteredByAnother;
+            let ran = match guard {
+                Guard::None => executor.run_unguarded(migration, direction, deferred),
+                Guard::Retries(tried) => {
+                    let tried = tried.is_some_and(|place| {
+                        place.project == stream.project && place.version == migration.version
+                    });
+                    // control run "the attempt before the savepoints not counted"
+                    executor.run(migration, direction, deferred, i32::from(tried))
+                }
+            };
             let ran = match direction {
                 Body::Up => ran.map_err(enum_value_not_committed)?,
                 Body::Down => ran?,
             };
-            record(&call, &recorder, migration, direction, ran)?;
+            record(call, recorder, migration, direction, ran)?;
         }
-        count += stream.migrations.len();
     }
-    call.as_owner(|| recorder.close())?;
-    Ok(count as i32)
+    Ok(())
 }
 
 /// Records that the `direction` body of `migration` ran in `duration_ms`, as the owner, and says
