@@ -84,7 +84,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"migrate.lock_retries",
         c"How many more times a migration that hit migrate.lock_timeout is attempted, with backoff.",
-        c"Each attempt runs in a subtransaction and is reported as a NOTICE.",
+        c"Each attempt is reported as a NOTICE. up() and down() run their migrations in one subtransaction first; after the first lock timeout they run again, each in a subtransaction of its own.",
         &LOCK_RETRIES,
         0,
         100,

@@ -77,11 +77,13 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs the `body` of `migration` once, with no subtransaction of its own: a failure, a
-    /// lock timeout included, is for the caller to roll back. A subtransaction per migration
-    /// costs more than the bodies of small or DDL-heavy migrations (its end walks caches and
-    /// locks that grow with every table the transaction creates), so `up()` and `down()` run
-    /// them this way first, in one subtransaction of their own, and use `run` only once one of
-    /// them has failed to get a lock in time.
+    /// lock timeout included, is for the caller to roll back, and then to release the
+    /// session-level advisory locks the body took, which no rollback does (nothing may look at
+    /// the session before the rollback). A subtransaction per migration costs more than the
+    /// bodies of small or DDL-heavy migrations (its end walks caches and locks that grow with
+    /// every table the transaction creates), so `up()` and `down()` run them this way first, in
+    /// one subtransaction of their own, and use `run` only once one of them has failed to get a
+    /// lock in time.
     pub fn run_unguarded(
         &self,
         migration: &Migration,
@@ -89,12 +91,7 @@ impl<'a> Executor<'a> {
         deferred: DeferredChecks,
     ) -> Result<f64, MigrateError> {
         let place = self.call.place(&migration.version, &migration.name, body);
-        let before = self.session()?;
-        let result = self.run_once(&place, migration, deferred);
-        if result.is_err() {
-            before.release_after_failure()?;
-        }
-        result
+        self.run_once(&place, migration, deferred)
     }
 
     /// The same in a subtransaction of its own: a body that fails is rolled back alone.

@@ -13,6 +13,7 @@ use pgrx::prelude::*;
 use crate::call::Call;
 use crate::error::{ErrorParts, MigrateError};
 use crate::gucs::{self, Snapshots};
+use crate::leftovers::SessionState;
 use crate::place::{Body, Lane, Place, Project};
 use crate::postgres::lock::{self, LockScope};
 use crate::postgres::transaction::{self, Committing};
@@ -197,10 +198,14 @@ fn in_one_transaction(
     let mut recorder = recorder;
     let mut tried = None;
     if gucs::lock_retries() > 0 {
+        let session = SessionState::capture()?;
         let first = transaction::subtransaction(|| {
             run_streams(&mut call, &streams, direction, &recorder, Guard::None)?;
             call.as_owner(|| recorder.close())
         });
+        if first.is_err() {
+            session.release_after_failure()?;
+        }
         match first {
             Err(MigrateError::BodyFailed { error, place })
                 if error.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
