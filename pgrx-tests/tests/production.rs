@@ -395,6 +395,42 @@ fn a_lock_timeout_after_other_migrations_runs_them_again_with_a_savepoint_each()
         count(&mut client, "SELECT count(*) FROM log WHERE n = 5"),
         0
     );
+
+    // Under migrate.snapshots = each, the snapshots the first run stored went with it: one
+    // each is stored by the run that applied them, and it describes the catalog.
+    let mut holding = holder.transaction().unwrap();
+    holding
+        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        .unwrap();
+    let (mut runner, notices) = db.connect_with_notices();
+    runner
+        .batch_execute(
+            "SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 2; \
+             SET migrate.snapshots = 'each'",
+        )
+        .unwrap();
+    let running = thread::spawn(move || up(&mut runner));
+    wait_for("the first failed attempt", || {
+        notices
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|notice| notice.contains("could not get a lock"))
+    });
+    holding.commit().unwrap();
+    assert_eq!(running.join().unwrap().unwrap(), 2);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.snapshots WHERE version IN ('5', '6')"
+        ),
+        2
+    );
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM migrate.drift()"),
+        0
+    );
+    assert_eq!(events(&mut client, "up"), ["1", "2", "3", "4", "5", "6"]);
 }
 
 #[test]
