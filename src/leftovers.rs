@@ -35,6 +35,7 @@ pub fn init() {
 }
 
 /// What a body may not add to the session, in the caller's session as a run starts.
+#[derive(Clone)]
 pub struct SessionState {
     /// Open cursors, by what tells them apart: name, query and creation time, so that a body
     /// that closes a cursor and opens another of the same name is seen.

@@ -55,6 +55,13 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// The same, with the session as the call found it noted already.
+    pub fn found(call: &'a Call, session: &SessionState) -> Self {
+        let executor = Executor::new(call);
+        executor.session.get_or_init(|| session.clone());
+        executor
+    }
+
     /// Runs the `body` of `migration` in the caller's transaction, with retries, and returns
     /// its duration in ms. `failed` attempts of it were made already (see `run_unguarded`).
     pub fn run(

@@ -192,15 +192,23 @@ fn in_one_transaction(
         .iter()
         .map(|stream| stream.migrations.len())
         .sum::<usize>() as i32;
+    // Noted once, for the bodies of every tenant and for releasing what a failed one took.
+    let session = SessionState::capture()?;
     // With retries, the migrations run first without a savepoint each (see
     // Executor::run_unguarded): a lock timeout rolls them all back, and they run again with one
     // each, that migration from its second attempt on.
     let mut recorder = recorder;
     let mut tried = None;
     if gucs::lock_retries() > 0 {
-        let session = SessionState::capture()?;
         let first = transaction::subtransaction(|| {
-            run_streams(&mut call, &streams, direction, &recorder, Guard::None)?;
+            run_streams(
+                &mut call,
+                &streams,
+                &session,
+                direction,
+                &recorder,
+                Guard::None,
+            )?;
             call.as_owner(|| recorder.close())
         });
         if first.is_err() {
@@ -234,6 +242,7 @@ fn in_one_transaction(
     run_streams(
         &mut call,
         &streams,
+        &session,
         direction,
         &recorder,
         Guard::Retries(tried.as_ref()),
@@ -253,17 +262,18 @@ enum Guard<'a> {
 }
 
 /// Runs the `direction` body of each migration of `streams`, in order, in the caller's
-/// transaction, and records it.
+/// transaction, and records it; `session` is the session as the call found it.
 fn run_streams(
     call: &mut Call,
     streams: &[Stream],
+    session: &SessionState,
     direction: Body,
     recorder: &Recorder,
     guard: Guard,
 ) -> Result<(), MigrateError> {
     for stream in streams {
         call.project = stream.project.clone();
-        let executor = Executor::new(call);
+        let executor = Executor::found(call, session);
         for migration in &stream.migrations {
             let deferred = DeferredChecks::UnlessRegisteredByAnother;
             let ran = match guard {
