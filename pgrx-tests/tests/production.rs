@@ -1,6 +1,7 @@
 //! Safe in production: per-migration commits, lock timeouts with retries, the runner-wait bound,
 //! and the enum trap.
 
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use migrations_tests::*;
@@ -187,6 +188,40 @@ fn apply_interrupted_keeps_the_committed_prefix_and_frees_the_lock() {
     );
 }
 
+/// Whether the column the lock tests' migrations add to `busy` is there: 0 or 1.
+const NOTE_COLUMN: &str = "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'note'";
+
+/// Takes, until the transaction ends, a lock on `busy` that every ALTER TABLE of it waits for.
+fn lock_busy(holder: &mut Client) -> postgres::Transaction<'_> {
+    let mut holding = holder.transaction().unwrap();
+    holding
+        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        .unwrap();
+    holding
+}
+
+/// The NOTICEs a session received, in order.
+type Notices = Arc<Mutex<Vec<String>>>;
+
+/// Starts `up()` in a session of its own, after `settings`, and returns once a body of it has
+/// failed to get a lock: the running call, and the NOTICEs it sends.
+fn up_waiting_for_a_lock(
+    db: &TestDb,
+    settings: &str,
+) -> (thread::JoinHandle<Result<i32, postgres::Error>>, Notices) {
+    let (mut runner, notices) = db.connect_with_notices();
+    runner.batch_execute(settings).unwrap();
+    let running = thread::spawn(move || up(&mut runner));
+    wait_for("the first failed attempt", || {
+        notices
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|notice| notice.contains("could not get a lock"))
+    });
+    (running, notices)
+}
+
 #[test]
 fn a_migration_that_cannot_get_its_lock_fails_with_55p03_and_retries() {
     let db = TestDb::new("lock_timeout");
@@ -200,10 +235,7 @@ fn a_migration_that_cannot_get_its_lock_fails_with_55p03_and_retries() {
         None,
     );
     let mut holder = db.connect();
-    let mut holding = holder.transaction().unwrap();
-    holding
-        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
-        .unwrap();
+    let holding = lock_busy(&mut holder);
 
     // Without retries: one attempt, then 55P03 naming the migration.
     client
@@ -223,9 +255,8 @@ fn a_migration_that_cannot_get_its_lock_fails_with_55p03_and_retries() {
         error.message(),
         "migration \"1\" (alter busy) could not get a lock within 100 ms in 3 attempts"
     );
-    let note_column = "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'note'";
     assert_eq!(
-        count(&mut client, note_column),
+        count(&mut client, NOTE_COLUMN),
         0,
         "nothing of the failed attempts remains"
     );
@@ -233,14 +264,10 @@ fn a_migration_that_cannot_get_its_lock_fails_with_55p03_and_retries() {
 
     // A retry succeeds when the other session lets go in time: it lets go as soon as the
     // first attempt has failed.
-    let (mut runner, notices) = db.connect_with_notices();
-    runner
-        .batch_execute("SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 5")
-        .unwrap();
-    let running = thread::spawn(move || up(&mut runner));
-    wait_for("the first failed attempt", || {
-        !notices.lock().unwrap().is_empty()
-    });
+    let (running, notices) = up_waiting_for_a_lock(
+        &db,
+        "SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 5",
+    );
     holding.commit().unwrap();
     assert_eq!(running.join().unwrap().unwrap(), 1);
     let first = notices.lock().unwrap()[0].clone();
@@ -248,13 +275,7 @@ fn a_migration_that_cannot_get_its_lock_fails_with_55p03_and_retries() {
         first,
         "migration \"1\" (alter busy) could not get a lock within 200 ms (attempt 1 of 6); trying again in 100 ms"
     );
-    assert_eq!(
-        count(
-            &mut client,
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'note'"
-        ),
-        1
-    );
+    assert_eq!(count(&mut client, NOTE_COLUMN), 1);
 }
 
 #[test]
@@ -293,25 +314,14 @@ fn a_lock_timeout_after_other_migrations_runs_them_again_with_a_savepoint_each()
         None,
     );
     let mut holder = db.connect();
-    let mut holding = holder.transaction().unwrap();
-    holding
-        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
-        .unwrap();
+    let holding = lock_busy(&mut holder);
 
     // The holder lets go once the first attempt of migration 3 has failed: the two before it
     // were rolled back with it, and every migration runs once more, from the start.
-    let (mut runner, notices) = db.connect_with_notices();
-    runner
-        .batch_execute("SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 2")
-        .unwrap();
-    let running = thread::spawn(move || up(&mut runner));
-    wait_for("the first failed attempt", || {
-        notices
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|notice| notice.contains("could not get a lock"))
-    });
+    let (running, notices) = up_waiting_for_a_lock(
+        &db,
+        "SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 2",
+    );
     holding.commit().unwrap();
     assert_eq!(running.join().unwrap().unwrap(), 4);
     let notices = notices.lock().unwrap().clone();
@@ -341,19 +351,10 @@ fn a_lock_timeout_after_other_migrations_runs_them_again_with_a_savepoint_each()
         1
     );
     assert_eq!(events(&mut client, "up"), ["1", "2", "3", "4"]);
-    assert_eq!(
-        count(
-            &mut client,
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'note'"
-        ),
-        1
-    );
+    assert_eq!(count(&mut client, NOTE_COLUMN), 1);
 
     // Out of attempts, the migration is named with all of them, the first one included.
-    let mut holding = holder.transaction().unwrap();
-    holding
-        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
-        .unwrap();
+    let holding = lock_busy(&mut holder);
     register(
         &mut client,
         "5",
@@ -398,25 +399,12 @@ fn a_lock_timeout_after_other_migrations_runs_them_again_with_a_savepoint_each()
 
     // Under migrate.snapshots = each, the snapshots the first run stored went with it: one
     // each is stored by the run that applied them, and it describes the catalog.
-    let mut holding = holder.transaction().unwrap();
-    holding
-        .batch_execute("LOCK TABLE busy IN ACCESS SHARE MODE")
-        .unwrap();
-    let (mut runner, notices) = db.connect_with_notices();
-    runner
-        .batch_execute(
-            "SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 2; \
-             SET migrate.snapshots = 'each'",
-        )
-        .unwrap();
-    let running = thread::spawn(move || up(&mut runner));
-    wait_for("the first failed attempt", || {
-        notices
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|notice| notice.contains("could not get a lock"))
-    });
+    let holding = lock_busy(&mut holder);
+    let (running, _) = up_waiting_for_a_lock(
+        &db,
+        "SET migrate.lock_timeout = '200ms'; SET migrate.lock_retries = 2; \
+         SET migrate.snapshots = 'each'",
+    );
     holding.commit().unwrap();
     assert_eq!(running.join().unwrap().unwrap(), 2);
     assert_eq!(
