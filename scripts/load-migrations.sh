@@ -95,7 +95,9 @@ statements() {
 
 # What psql reads when the files may be unchanged: their listing (sha256sum skips what is not a
 # file, as collect_files does), then, only when files_unchanged() finds them changed, psql runs
-# this script again for the statement that ships them. psql connects while the files are read.
+# this script again for the statement that ships them. It runs on the left of the pipe into
+# psql, so psql starts and connects while the files are read, and it changes directory there:
+# the listing names the files relative to DIR.
 checked_statements() {
     local then_sql=""
     case $then in
@@ -110,26 +112,24 @@ checked_statements() {
     # psql 15 ignores how a command in backquotes exits: a loader that could not read the files
     # prints nothing, and the statement that follows it stops psql instead.
     local register=$'\\set register `bash :\'loader\' --project :\'project\' --print :\'dir\' || echo "DO \\$\\$BEGIN RAISE EXCEPTION USING ERRCODE = \'58030\', MESSAGE = \'load-migrations.sh did not register the files, which it could not read\'; END\\$\\$;"`'
-    printf 'SELECT migrate.files_unchanged($listing$'
-    # Unquoted, the patterns match; with none matching, sha256sum reads nothing. A name it could
-    # not read (or a directory the patterns match) spoils the listing: the files are shipped,
-    # and the reader's error, if any, stops the load.
-    (cd "$dir" && shopt -s nullglob && sha256sum -- ${patterns[@]} </dev/null 2>/dev/null) ||
-        echo "not all read"
-    printf '%s\n' "\$listing\$, :'project') AS unchanged \\gset" '\else' '\set unchanged false' '\endif' \
+    # The names the patterns match, read once; with none matching, sha256sum reads nothing. A
+    # name with a dollar sign could end the dollar quote the listing travels in: such files, and
+    # a DIR this shell cannot enter, are shipped without asking.
+    local names=()
+    shopt -s nullglob
+    if cd "$dir" 2>/dev/null && names=(${patterns[@]}) && [[ ${names[*]} != *'$'* ]]; then
+        # A name sha256sum could not read (or a directory the patterns match) spoils the
+        # listing: the files are shipped, and the reader's error, if any, stops the load.
+        printf 'SELECT migrate.files_unchanged($listing$'
+        sha256sum -- "${names[@]}" </dev/null 2>/dev/null || echo "not all read"
+        printf '%s\n' "\$listing\$, :'project') AS unchanged \\gset"
+    else
+        printf '%s\n' '\set unchanged false'
+    fi
+    printf '%s\n' '\else' '\set unchanged false' '\endif' \
         '\if :unchanged' '\else' \
         "$register" \
         ':register' '\endif' "$then_sql"
-}
-
-# The listing travels in a dollar quote, and psql quotes DIR and the project for the shell: a
-# name with a dollar sign, a newline or a carriage return, or a machine without sha256sum, ships
-# the files without asking first.
-unusual_names() {
-    shopt -s nullglob
-    local dollars=("$dir"/*'$'* "$dir"/*/*'$'*)
-    shopt -u nullglob
-    ((${#dollars[@]})) || [[ $dir$project == *[$'\n\r']* ]]
 }
 
 run_psql() {
@@ -138,7 +138,10 @@ run_psql() {
 if $print; then
     collect_files
     statements
-elif command -v sha256sum >/dev/null && ! unusual_names; then
+# psql cannot quote a DIR or project holding a newline or a carriage return for the shell that
+# would run the loader again, and a machine may lack sha256sum: the files are then shipped
+# without asking first.
+elif command -v sha256sum >/dev/null && [[ $dir$project != *[$'\n\r']* ]]; then
     checked_statements | run_psql -v project="$project" -v dir="$dir" -v loader="${BASH_SOURCE[0]}" "$@"
 else
     collect_files

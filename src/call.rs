@@ -7,9 +7,9 @@ use pgrx::pg_sys;
 
 use crate::error::MigrateError;
 use crate::place::{Body, Place, Project};
-use crate::postgres::identity;
 use crate::postgres::lock::{self, LockScope, RunnerLock};
 use crate::postgres::transaction;
+use crate::postgres::{catalog, identity};
 
 pub struct Call {
     pub project: Project,
@@ -57,7 +57,7 @@ impl Call {
     /// A call that only reads, and so never waits for a running migration (`plan`), as
     /// `status()` does.
     pub fn reading(project: Project) -> Result<Self, MigrateError> {
-        let owner = identity::extension_owner()?;
+        let owner = catalog::extension_owner();
         let (caller, role) = identity::current_role();
         Ok(Call {
             project,

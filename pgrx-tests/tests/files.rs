@@ -543,6 +543,22 @@ fn the_loader_ships_the_files_only_when_they_changed() {
         .unwrap();
     assert!(shipped(&load(&db, dir.path(), &[])));
 
+    // A name that could end the dollar quote the listing travels in ships the files unasked,
+    // every time, and registers them.
+    let quote_ender = dir.path().join("20260112_$listing$.sql");
+    std::fs::write(&quote_ender, "-- migrate:up\nSELECT 12;\n").unwrap();
+    for _ in 0..2 {
+        assert!(shipped(&load(&db, dir.path(), &[])));
+    }
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.migrations WHERE name = '$listing$'"
+        ),
+        1
+    );
+    std::fs::remove_file(&quote_ender).unwrap();
+
     // A file that cannot be read stops the loader, after the listing, before anything else.
     let applied = "SELECT count(*) FROM migrate.status() WHERE state = 'applied'";
     let applied_before = count(&mut client, applied);

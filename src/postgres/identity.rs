@@ -4,7 +4,6 @@
 use std::ffi::{CStr, CString};
 
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 
 use crate::gucs;
 
@@ -136,20 +135,4 @@ pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
     // SAFETY: missing_ok = true, so an unknown name returns InvalidOid instead of raising.
     let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
     (oid != pg_sys::InvalidOid).then_some(oid)
-}
-
-/// The role that owns the extension, and so its tables.
-pub fn extension_owner() -> Result<pg_sys::Oid, pgrx::spi::Error> {
-    // Fully qualified, operator included: this runs under the caller's search_path.
-    let owner = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrations'",
-                Some(1),
-                &[],
-            )?
-            .first()
-            .get_one::<pg_sys::Oid>()
-    })?;
-    Ok(owner.expect("the extension is installed while its functions run"))
 }

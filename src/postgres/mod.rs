@@ -3,6 +3,7 @@
 
 pub mod advisory;
 pub mod backend;
+pub mod catalog;
 mod compat;
 pub mod hook;
 pub mod identity;
