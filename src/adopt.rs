@@ -112,7 +112,7 @@ pub fn adopt(project: Project, tool: &str) -> Result<i32, MigrateError> {
     // Another tool's history is of one schema.
     tenants::refuse(
         "migrate.adopt()",
-        &Call::reading(project.clone())?,
+        &Call::reading(project.clone()),
         "adopt another tool's history",
     )?;
     let tool = TOOLS

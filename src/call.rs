@@ -34,7 +34,7 @@ impl Call {
         if let Some(level) = transaction::snapshot_bound_isolation() {
             return Err(MigrateError::IsolationLevel { function, level });
         }
-        let mut call = Call::reading(project)?;
+        let mut call = Call::reading(project);
         call.lock = Some(lock::lock_runner(scope)?);
         Ok(call)
     }
@@ -56,16 +56,16 @@ impl Call {
 
     /// A call that only reads, and so never waits for a running migration (`plan`), as
     /// `status()` does.
-    pub fn reading(project: Project) -> Result<Self, MigrateError> {
+    pub fn reading(project: Project) -> Self {
         let owner = catalog::extension_owner();
         let (caller, role) = identity::current_role();
-        Ok(Call {
+        Call {
             project,
             caller,
             role,
             owner,
             lock: None,
-        })
+        }
     }
 
     /// Ends the snapshot taken after the wait: only the first reads need it, and an active

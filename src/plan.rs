@@ -21,7 +21,7 @@ fn steps(
     direction: Body,
     pick: impl FnOnce(&Project) -> Result<Vec<Migration>, MigrateError>,
 ) -> Result<Vec<Step>, MigrateError> {
-    let call = Call::reading(project)?;
+    let call = Call::reading(project);
     tenants::refuse(function, &call, "plan migrations")?;
     let migrations = call.as_owner(|| pick(&call.project))?;
     migrations

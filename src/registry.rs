@@ -438,7 +438,7 @@ fn report(set: &store::FileSet, registered: i32, updated: i32, unchanged: i32) {
 /// changed since: registering them again would change nothing. A client that computes the
 /// listing ships the files only when it is false.
 pub fn files_unchanged(project: &Project, sha256sums: &str) -> Result<bool, MigrateError> {
-    let call = Call::reading(project.clone())?;
+    let call = Call::reading(project.clone());
     let Some(set) = call.as_owner(|| store::file_set(project))? else {
         return Ok(false);
     };

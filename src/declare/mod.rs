@@ -105,7 +105,7 @@ pub fn declare(
     const FUNCTION: &str = "migrate.declare()";
     call::refuse_nested(FUNCTION)?;
     // The catalog the diff starts from must be the one the migration will run on.
-    let call = Call::reading(project.clone())?;
+    let call = Call::reading(project.clone());
     tenants::refuse(FUNCTION, &call, "declare migrations")?;
     let pending: Vec<String> = call
         .as_owner(|| store::pending(project, None))?
