@@ -208,8 +208,7 @@ fn in_one_transaction(
                 direction,
                 &recorder,
                 Guard::None,
-            )?;
-            call.as_owner(|| recorder.close())
+            )
         });
         if first.is_err() {
             session.release_after_failure()?;
@@ -247,7 +246,6 @@ fn in_one_transaction(
         &recorder,
         Guard::Retries(tried.as_ref()),
     )?;
-    call.as_owner(|| recorder.close())?;
     Ok(count)
 }
 
@@ -262,7 +260,8 @@ enum Guard<'a> {
 }
 
 /// Runs the `direction` body of each migration of `streams`, in order, in the caller's
-/// transaction, and records it; `session` is the session as the call found it.
+/// transaction, and records it, then closes the recorder; `session` is the session as the call
+/// found it.
 fn run_streams(
     call: &mut Call,
     streams: &[Stream],
@@ -293,7 +292,7 @@ fn run_streams(
             record(call, recorder, migration, direction, ran)?;
         }
     }
-    Ok(())
+    call.as_owner(|| recorder.close())
 }
 
 /// Records that the `direction` body of `migration` ran in `duration_ms`, as the owner, and says
