@@ -1,5 +1,5 @@
-//! The SQL functions written in Rust. `migrate.status()` and `migrate.history()` are SQL
-//! functions in `sql/finalize.sql`.
+//! The SQL functions written in Rust. `migrate.history()`, `verify()` and the other readers are
+//! SQL functions in `sql/finalize.sql`, which also declares `migrate.status()`.
 //!
 //! Arguments are declared nullable so that a NULL gets a clear error (22004) rather than a
 //! silent NULL result; `up`'s target is the one argument where NULL has a meaning ("all").
@@ -13,7 +13,7 @@ use crate::error::{ErrorParts, MigrateError};
 use crate::place::{Body, Lane, Place, Project};
 use crate::postgres::transaction;
 use crate::runner::select::Revert;
-use crate::{adopt, declare, parse, plan, registry, rehearse, runner, tenants};
+use crate::{adopt, declare, parse, plan, registry, rehearse, runner, status, tenants};
 
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, MigrateError> {
     value.ok_or(MigrateError::NullArgument { argument })
@@ -106,6 +106,13 @@ fn tenants(
     project: default!(Option<&str>, "'default'"),
 ) -> Result<TableIterator<'static, (name!(tenant, String), name!(canary, bool))>, ErrorReport> {
     Ok(TableIterator::new(tenants::list(self::project(project)?)?))
+}
+
+/// One row per registered migration in each of its histories (declared in `sql/finalize.sql`,
+/// with the settings its query runs under).
+#[pg_extern(sql = false)]
+fn status(project: Option<&str>, fcinfo: pg_sys::FunctionCallInfo) {
+    status::rows(fcinfo, project);
 }
 
 /// Stores one migration from a file in the dbmate layout (`-- migrate:up`, `-- migrate:down`).

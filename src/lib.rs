@@ -25,6 +25,7 @@ mod registry;
 mod rehearse;
 mod runner;
 mod script;
+mod status;
 mod store;
 mod tenants;
 mod text;

@@ -532,3 +532,51 @@ fn the_journal_keeps_each_migrations_order_and_time() {
         3
     );
 }
+
+/// status() keeps its query planned for the backend's life: one connection sees it follow the
+/// extension dropped and created again, and reads it wherever SQL takes a set, a scrollable
+/// cursor included, whose backward fetches need a result set that can be read backwards once it
+/// has spilled to disk.
+#[test]
+fn status_follows_the_extension_within_one_backend() {
+    let db = TestDb::new("status_kept");
+    let mut client = db.connect();
+    register(&mut client, "1", "one", "CREATE TABLE one ()", None);
+    assert_eq!(up(&mut client).unwrap(), 1);
+    assert_eq!(states(&mut client), [("1".into(), "applied".into())]);
+
+    client
+        .batch_execute("DROP EXTENSION migrations; DROP TABLE one; CREATE EXTENSION migrations")
+        .unwrap();
+    client
+        .batch_execute(
+            "SELECT migrate.register(v::text, 'step', 'SELECT 1') FROM generate_series(2, 2001) v",
+        )
+        .unwrap();
+    let versions: Vec<String> = (2..=2001).map(|v| v.to_string()).collect();
+    let listed = states(&mut client);
+    assert!(listed.iter().all(|(_, state)| state == "pending"));
+    assert_eq!(listed.into_iter().map(|(v, _)| v).collect::<Vec<_>>(), versions);
+    assert_eq!(
+        text_rows(
+            &mut client,
+            &["SELECT (s).version FROM (SELECT migrate.status('default') AS s) f LIMIT 2"]
+        ),
+        ["2", "3"]
+    );
+
+    let mut transaction = client.transaction().unwrap();
+    transaction
+        .batch_execute(
+            "SET LOCAL work_mem = '64kB';
+             DECLARE c SCROLL CURSOR FOR SELECT version FROM migrate.status()",
+        )
+        .unwrap();
+    let mut fetch = |direction: &str| -> Vec<String> {
+        let rows = transaction.query(&format!("FETCH {direction} c"), &[]);
+        rows.unwrap().iter().map(|row| row.get(0)).collect()
+    };
+    assert_eq!(fetch("ALL"), versions);
+    let backwards: Vec<String> = versions.iter().rev().cloned().collect();
+    assert_eq!(fetch("BACKWARD ALL"), backwards);
+}

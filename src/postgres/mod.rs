@@ -7,6 +7,7 @@ pub mod catalog;
 mod compat;
 pub mod hook;
 pub mod identity;
+pub mod kept_query;
 pub mod lock;
 pub mod parser;
 pub mod quote;
