@@ -42,64 +42,73 @@ WITH tenants AS MATERIALIZED (
             AND a.tenant OPERATOR(pg_catalog.=) h.tenant
             AND a.version OPERATOR(pg_catalog.=) m.version
 )
-SELECT s.project, s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum,
-       CASE WHEN s.tenant OPERATOR(pg_catalog.<>) '' THEN s.tenant END,
-       -- the catalog stored right after the migration last ran: the first one stored after it
-       CASE WHEN k.project IS NOT NULL THEN
-           (SELECT x.hash FROM ROWS FROM (pg_catalog.unnest(k.ids), pg_catalog.unnest(k.hashes)) x(id, hash)
-             WHERE x.id OPERATOR(pg_catalog.>) s.applied_order ORDER BY x.id LIMIT 1)
-       END
+SELECT o.project, o.version, o.name, o.state, o.applied_at, o.applied_by, o.duration_ms, o.checksum,
+       o.tenant, o.snapshot
   FROM (
-    SELECT v.project, v.tenant, v.position, v.version, v.name,
-           CASE
-               WHEN v.applied THEN 'applied'
-               -- failed until applied, or until its body is replaced (an update event);
-               -- partial while some statements of a non-transactional one have run, which an
-               -- update (of the statements that have not) does not change
-               ELSE COALESCE((SELECT CASE WHEN e.event OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
-                                          WHEN e.event OPERATOR(pg_catalog.=) ANY ('{started,ran}') THEN 'partial'
-                                      END
-                                 FROM migrate.events e
-                                WHERE e.project OPERATOR(pg_catalog.=) v.project
-                                  AND e.version OPERATOR(pg_catalog.=) v.version
-                                  AND e.tenant OPERATOR(pg_catalog.=) ANY (ARRAY['', v.tenant])
-                                  AND (v.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
-                                ORDER BY e.id DESC LIMIT 1), 'pending')
-           END AS state,
-           v.applied_at, v.applied_by, v.duration_ms, v.checksum,
-           false AS repeatable, v.event_id AS applied_order, v.version_key AS sort_key
-      FROM versioned v
-    UNION ALL
-    -- repeatable migrations, after the versioned ones: applied while the body last run is
-    -- the registered one, failed while its last run with that body failed
-    SELECT r.project, COALESCE(h.tenant, ''), COALESCE(h.position, 0), NULL, r.name,
-           CASE
-               WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'reapply' THEN 'applied'
-               WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
-               ELSE 'pending'
-           END,
-           a.at, a.role, a.duration_ms, r.checksum,
-           true, a.id, pg_catalog.convert_to(r.name, 'UTF8')
-      FROM migrate.repeatables r
-      LEFT JOIN tenants h ON h.project OPERATOR(pg_catalog.=) r.project
-      LEFT JOIN LATERAL (SELECT e.event, e.checksum FROM migrate.repeatable_events e
-                          WHERE e.project OPERATOR(pg_catalog.=) r.project
-                            AND e.name OPERATOR(pg_catalog.=) r.name
-                            AND e.tenant OPERATOR(pg_catalog.=) COALESCE(h.tenant, '')
-                            AND e.event OPERATOR(pg_catalog.=) ANY ('{reapply,failed}')
-                          ORDER BY e.id DESC LIMIT 1) l ON true
-      LEFT JOIN LATERAL (SELECT e.id, e.at, e.role, e.duration_ms FROM migrate.repeatable_events e
-                          WHERE e.project OPERATOR(pg_catalog.=) r.project
-                            AND e.name OPERATOR(pg_catalog.=) r.name
-                            AND e.tenant OPERATOR(pg_catalog.=) COALESCE(h.tenant, '')
-                            AND e.event OPERATOR(pg_catalog.=) 'reapply'
-                          ORDER BY e.id DESC LIMIT 1) a ON true
-     WHERE ($1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1)
-       AND (h.project IS NOT NULL
-            OR r.project NOT IN (SELECT t.project FROM migrate.tenant_sets t))
-  ) s
-  LEFT JOIN stored k
-         ON s.applied_order IS NOT NULL AND s.tenant OPERATOR(pg_catalog.=) ''
-        AND k.project OPERATOR(pg_catalog.=) s.project
-        AND k.version OPERATOR(pg_catalog.=) COALESCE(s.version, s.name)
- ORDER BY s.project, s.position, s.repeatable, s.applied_order NULLS LAST, s.sort_key
+    -- the sort keys first: a sort reads each key after the first from the row in place, and a
+    -- key behind columns of varying width is found by walking every column before it (8% of
+    -- the call over 10,000, in perf). The outer ORDER BY is the same order: no second sort.
+    SELECT s.position, s.repeatable, s.applied_order, s.project, s.sort_key,
+           s.version, s.name, s.state, s.applied_at, s.applied_by, s.duration_ms, s.checksum,
+           CASE WHEN s.tenant OPERATOR(pg_catalog.<>) '' THEN s.tenant END AS tenant,
+           -- the catalog stored right after the migration last ran: the first one stored after it
+           CASE WHEN k.project IS NOT NULL THEN
+               (SELECT x.hash FROM ROWS FROM (pg_catalog.unnest(k.ids), pg_catalog.unnest(k.hashes)) x(id, hash)
+                 WHERE x.id OPERATOR(pg_catalog.>) s.applied_order ORDER BY x.id LIMIT 1)
+           END AS snapshot
+      FROM (
+        SELECT v.project, v.tenant, v.position, v.version, v.name,
+               CASE
+                   WHEN v.applied THEN 'applied'
+                   -- failed until applied, or until its body is replaced (an update event);
+                   -- partial while some statements of a non-transactional one have run, which an
+                   -- update (of the statements that have not) does not change
+                   ELSE COALESCE((SELECT CASE WHEN e.event OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
+                                              WHEN e.event OPERATOR(pg_catalog.=) ANY ('{started,ran}') THEN 'partial'
+                                          END
+                                     FROM migrate.events e
+                                    WHERE e.project OPERATOR(pg_catalog.=) v.project
+                                      AND e.version OPERATOR(pg_catalog.=) v.version
+                                      AND e.tenant OPERATOR(pg_catalog.=) ANY (ARRAY['', v.tenant])
+                                      AND (v.transactional OR e.event OPERATOR(pg_catalog.<>) 'update')
+                                    ORDER BY e.id DESC LIMIT 1), 'pending')
+               END AS state,
+               v.applied_at, v.applied_by, v.duration_ms, v.checksum,
+               false AS repeatable, v.event_id AS applied_order, v.version_key AS sort_key
+          FROM versioned v
+        UNION ALL
+        -- repeatable migrations, after the versioned ones: applied while the body last run is
+        -- the registered one, failed while its last run with that body failed
+        SELECT r.project, COALESCE(h.tenant, ''), COALESCE(h.position, 0), NULL, r.name,
+               CASE
+                   WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'reapply' THEN 'applied'
+                   WHEN l.checksum OPERATOR(pg_catalog.=) r.checksum AND l.event OPERATOR(pg_catalog.=) 'failed' THEN 'failed'
+                   ELSE 'pending'
+               END,
+               a.at, a.role, a.duration_ms, r.checksum,
+               true, a.id, pg_catalog.convert_to(r.name, 'UTF8')
+          FROM migrate.repeatables r
+          LEFT JOIN tenants h ON h.project OPERATOR(pg_catalog.=) r.project
+          LEFT JOIN LATERAL (SELECT e.event, e.checksum FROM migrate.repeatable_events e
+                              WHERE e.project OPERATOR(pg_catalog.=) r.project
+                                AND e.name OPERATOR(pg_catalog.=) r.name
+                                AND e.tenant OPERATOR(pg_catalog.=) COALESCE(h.tenant, '')
+                                AND e.event OPERATOR(pg_catalog.=) ANY ('{reapply,failed}')
+                              ORDER BY e.id DESC LIMIT 1) l ON true
+          LEFT JOIN LATERAL (SELECT e.id, e.at, e.role, e.duration_ms FROM migrate.repeatable_events e
+                              WHERE e.project OPERATOR(pg_catalog.=) r.project
+                                AND e.name OPERATOR(pg_catalog.=) r.name
+                                AND e.tenant OPERATOR(pg_catalog.=) COALESCE(h.tenant, '')
+                                AND e.event OPERATOR(pg_catalog.=) 'reapply'
+                              ORDER BY e.id DESC LIMIT 1) a ON true
+         WHERE ($1 IS NULL OR r.project OPERATOR(pg_catalog.=) $1)
+           AND (h.project IS NOT NULL
+                OR r.project NOT IN (SELECT t.project FROM migrate.tenant_sets t))
+      ) s
+      LEFT JOIN stored k
+             ON s.applied_order IS NOT NULL AND s.tenant OPERATOR(pg_catalog.=) ''
+            AND k.project OPERATOR(pg_catalog.=) s.project
+            AND k.version OPERATOR(pg_catalog.=) COALESCE(s.version, s.name)
+     ORDER BY s.project, s.position, s.repeatable, s.applied_order NULLS LAST, s.sort_key
+  ) o
+ ORDER BY o.project, o.position, o.repeatable, o.applied_order NULLS LAST, o.sort_key
