@@ -556,7 +556,10 @@ fn status_follows_the_extension_within_one_backend() {
     let versions: Vec<String> = (2..=2001).map(|v| v.to_string()).collect();
     let listed = states(&mut client);
     assert!(listed.iter().all(|(_, state)| state == "pending"));
-    assert_eq!(listed.into_iter().map(|(v, _)| v).collect::<Vec<_>>(), versions);
+    assert_eq!(
+        listed.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+        versions
+    );
     assert_eq!(
         text_rows(
             &mut client,
