@@ -298,6 +298,9 @@ fn t06_the_callers_timeouts_bound_the_call_and_leave_nothing() {
         .batch_execute("SET statement_timeout = '300ms'")
         .unwrap();
     expect_sqlstate(up(&mut bounded), "57014");
+    // A backend sends its error before it aborts and lets go of its locks; it reads the next
+    // query only after.
+    bounded.batch_execute("SELECT 1").unwrap();
     holder
         .batch_execute("SELECT pg_advisory_unlock(4747)")
         .unwrap();
