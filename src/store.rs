@@ -41,9 +41,9 @@ thread_local! {
 
 /// The tables of this database, read once per transaction: the update's ALTER TABLE waits for
 /// every transaction that has read the tables.
-fn tables() -> Result<Tables, MigrateError> {
+fn tables() -> Tables {
     if let Some(known) = TABLES.get() {
-        return Ok(known);
+        return known;
     }
     let table = |name: &CStr| catalog::relation(c"migrate", name);
     let has_column = |name: &CStr, column: &CStr| {
@@ -61,38 +61,38 @@ fn tables() -> Result<Tables, MigrateError> {
         Tables::Early
     };
     TABLES.set(Some(known));
-    Ok(known)
+    known
 }
 
 /// Whether the tables know the non-transactional lane and repeatable migrations (0.3.0 on).
-fn tables_know_lanes() -> Result<bool, MigrateError> {
-    Ok(tables()? >= Tables::Lanes)
+fn tables_know_lanes() -> bool {
+    tables() >= Tables::Lanes
 }
 
 /// Whether the tables know tenants (0.4.0 on).
-pub fn tables_know_tenants() -> Result<bool, MigrateError> {
-    Ok(tables()? >= Tables::Tenants)
+pub fn tables_know_tenants() -> bool {
+    tables() >= Tables::Tenants
 }
 
 /// Whether the tables keep snapshots of the catalog (0.5.0 on).
-fn tables_keep_snapshots() -> Result<bool, MigrateError> {
-    Ok(tables()? >= Tables::Snapshots)
+fn tables_keep_snapshots() -> bool {
+    tables() >= Tables::Snapshots
 }
 
 /// Whether the tables remember the file set `register_files()` last registered (0.6.0 on).
-fn tables_remember_file_sets() -> Result<bool, MigrateError> {
-    Ok(tables()? >= Tables::FileSets)
+fn tables_remember_file_sets() -> bool {
+    tables() >= Tables::FileSets
 }
 
 /// The start of a statement that changes what `project` (its `$1`) has registered: it forgets
 /// the project's file set, which `files_unchanged()` would otherwise still take for current.
-fn registry_change() -> Result<&'static str, MigrateError> {
-    Ok(if tables_remember_file_sets()? {
+fn registry_change() -> &'static str {
+    if tables_remember_file_sets() {
         // control run "the file set kept after a registry change"
         "WITH forgotten AS (DELETE FROM migrate.file_sets f WHERE f.project = $1), "
     } else {
         "WITH "
-    })
+    }
 }
 
 /// What `register_files()` last registered for a project, while nothing registered has changed
@@ -106,7 +106,7 @@ pub struct FileSet {
 
 /// Remembers the file set just registered for `project`; nothing before 0.6.0's tables.
 pub fn remember_file_set(project: &str, set: &FileSet) -> Result<(), MigrateError> {
-    if !tables_remember_file_sets()? {
+    if !tables_remember_file_sets() {
         return Ok(());
     }
     Spi::run_with_args(
@@ -128,7 +128,7 @@ pub fn remember_file_set(project: &str, set: &FileSet) -> Result<(), MigrateErro
 
 /// The file set remembered for `project`, if any.
 pub fn file_set(project: &str) -> Result<Option<FileSet>, MigrateError> {
-    if !tables_remember_file_sets()? {
+    if !tables_remember_file_sets() {
         return Ok(None);
     }
     select_row(
@@ -152,28 +152,28 @@ pub fn forget_tables() {
 }
 
 /// The `transactional` column of migration `m`, or what it would hold before it existed.
-fn transactional_column() -> Result<&'static str, MigrateError> {
-    Ok(if tables_know_lanes()? {
+fn transactional_column() -> &'static str {
+    if tables_know_lanes() {
         "m.transactional"
     } else {
         "true"
-    })
+    }
 }
 
 /// The `tenant` column of the history table aliased `alias`, or what it would hold before it
 /// existed: a project without tenants.
-fn tenant_column(alias: &str) -> Result<String, MigrateError> {
-    Ok(if tables_know_tenants()? {
+fn tenant_column(alias: &str) -> String {
+    if tables_know_tenants() {
         format!("{alias}.tenant")
     } else {
         "''::text".to_owned()
-    })
+    }
 }
 
 /// The condition that a row of `migrate.applied a` is in `project`'s history (its tenant's, in
 /// a tenant), with `$1` and `$2` bound to `history_of(project)`.
-fn applied_in_history() -> Result<String, MigrateError> {
-    Ok(format!("a.project = $1 AND {} = $2", tenant_column("a")?))
+fn applied_in_history() -> String {
+    format!("a.project = $1 AND {} = $2", tenant_column("a"))
 }
 
 /// The two parameters `applied_in_history` names: the project and its tenant key.
@@ -183,17 +183,17 @@ fn history_of(project: &Project) -> [DatumWithOid<'_>; 2] {
 
 /// `, tenant` and `, $parameter` for an INSERT into a history table, or nothing before the
 /// column existed.
-fn tenant_insert(parameter: usize) -> Result<(&'static str, String), MigrateError> {
-    Ok(if tables_know_tenants()? {
+fn tenant_insert(parameter: usize) -> (&'static str, String) {
+    if tables_know_tenants() {
         (", tenant", format!(", ${parameter}"))
     } else {
         ("", String::new())
-    })
+    }
 }
 
 /// Refuses what only the tables of 0.3.0 on can hold.
 fn needs_lane_tables() -> Result<(), MigrateError> {
-    if tables_know_lanes()? {
+    if tables_know_lanes() {
         Ok(())
     } else {
         Err(MigrateError::ExtensionNotUpdated {
@@ -204,7 +204,7 @@ fn needs_lane_tables() -> Result<(), MigrateError> {
 
 /// Refuses what only the tables of 0.4.0 on can hold.
 pub fn needs_tenant_tables() -> Result<(), MigrateError> {
-    if tables_know_tenants()? {
+    if tables_know_tenants() {
         Ok(())
     } else {
         Err(MigrateError::ExtensionNotUpdated {
@@ -317,7 +317,7 @@ fn migration(row: &SpiHeapTupleData<'_>) -> SpiResult<Migration> {
 
 /// The repeatable migrations of `project` whose body is not the one last run, by name.
 pub fn repeatables_due(project: &Project) -> Result<Vec<Migration>, MigrateError> {
-    if !tables_know_lanes()? {
+    if !tables_know_lanes() {
         return Ok(Vec::new());
     }
     let query = format!(
@@ -329,7 +329,7 @@ pub fn repeatables_due(project: &Project) -> Result<Vec<Migration>, MigrateError
                    AND {} = $2
                  ORDER BY e.id DESC LIMIT 1)
           ORDER BY r.name COLLATE \"C\"",
-        tenant_column("e")?
+        tenant_column("e")
     );
     select_rows(&query, &history_of(project), |row| {
         Ok(Migration {
@@ -384,7 +384,7 @@ pub fn store_repeatable(
                  RETURNING project, name, checksum)
              INSERT INTO migrate.repeatable_events (project, name, event, role, checksum)
              SELECT r.project, r.name, $6, $5, r.checksum FROM r",
-            registry_change()?
+            registry_change()
         ),
         &[
             project.into(),
@@ -407,7 +407,7 @@ fn record_repeatable_event(
     duration_ms: Option<f64>,
     detail: Option<&str>,
 ) -> Result<(), MigrateError> {
-    let (column, value) = tenant_insert(8)?;
+    let (column, value) = tenant_insert(8);
     Spi::run_with_args(
         &format!(
             "INSERT INTO migrate.repeatable_events (project, name, event, role, duration_ms, checksum, detail{column})
@@ -447,7 +447,7 @@ fn applied_versions(project: &Project) -> Result<HashSet<String>, MigrateError> 
     select_rows(
         &format!(
             "SELECT a.version FROM migrate.applied a WHERE {}",
-            applied_in_history()?
+            applied_in_history()
         ),
         &history_of(project),
         first_text,
@@ -470,7 +470,7 @@ fn migrations_named(
     let query = format!(
         "SELECT m.version, m.name, {body_column}, m.checksum, m.registered_by, {}
            FROM migrate.migrations m WHERE m.project = $1 AND m.version = ANY($2)",
-        transactional_column()?
+        transactional_column()
     );
     let mut found: HashMap<String, Migration> =
         select_rows(&query, &[project.into(), versions.clone().into()], |row| {
@@ -496,7 +496,7 @@ fn all_applied(project: &Project) -> Result<bool, MigrateError> {
         &format!(
             "SELECT (SELECT count(*) FROM migrate.applied a WHERE {})
                   = (SELECT count(*) FROM migrate.migrations m WHERE m.project = $1)",
-            applied_in_history()?
+            applied_in_history()
         ),
         &history_of(project),
         |row| Ok(row.get::<bool>(1)?.unwrap_or_default()),
@@ -543,7 +543,7 @@ pub fn applied_newest_first(
     let newest_first: Vec<String> = select_rows::<String, Vec<String>>(
         &format!(
             "SELECT a.version FROM migrate.applied a WHERE {} ORDER BY a.event_id DESC",
-            applied_in_history()?
+            applied_in_history()
         ),
         &history_of(project),
         first_text,
@@ -612,7 +612,7 @@ pub fn highest_applied(project: &Project) -> Result<Option<(String, Vec<u8>)>, M
           WHERE {}
           ORDER BY m.version_key DESC
           LIMIT 1",
-        applied_in_history()?
+        applied_in_history()
     );
     select_row(&query, &history_of(project), |row| {
         Ok((
@@ -643,17 +643,17 @@ const STATEMENT_EVENTS: &str = "migrate.events e
 
 /// `SELECT` list of a `Registered` (and its version key), from `migrate.migrations m`. Only a
 /// non-transactional migration can be partly applied, so only for one are the events read.
-fn registered_columns() -> Result<String, MigrateError> {
-    let lane = if tables_know_lanes()? {
+fn registered_columns() -> String {
+    let lane = if tables_know_lanes() {
         format!("m.transactional, NOT m.transactional AND EXISTS (SELECT FROM {STATEMENT_EVENTS})")
     } else {
         "true, false".to_owned()
     };
-    Ok(format!(
+    format!(
         "m.version, m.name, m.up_sql, m.down_sql, m.checksum,
          EXISTS (SELECT FROM migrate.applied a WHERE a.project = m.project AND a.version = m.version),
          m.version_key, {lane}"
-    ))
+    )
 }
 
 fn registered_row(row: &SpiHeapTupleData<'_>) -> SpiResult<(Vec<u8>, Registered)> {
@@ -676,7 +676,7 @@ fn registered_row(row: &SpiHeapTupleData<'_>) -> SpiResult<(Vec<u8>, Registered)
 pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered>, MigrateError> {
     let query = format!(
         "SELECT {} FROM migrate.migrations m WHERE m.project = $1 AND m.version_key = $2",
-        registered_columns()?
+        registered_columns()
     );
     Ok(select_row(
         &query,
@@ -690,7 +690,7 @@ pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered
 pub fn registered_in(project: &str) -> Result<HashMap<Vec<u8>, Registered>, MigrateError> {
     let query = format!(
         "SELECT {} FROM migrate.migrations m WHERE m.project = $1",
-        registered_columns()?
+        registered_columns()
     );
     select_rows(&query, &[project.into()], registered_row)
 }
@@ -706,7 +706,7 @@ fn lane_parts<'a>(
     if !migration.lane.is_transactional() {
         needs_lane_tables()?;
     }
-    Ok(if tables_know_lanes()? {
+    Ok(if tables_know_lanes() {
         (column, value)
     } else {
         ("", "")
@@ -723,7 +723,7 @@ pub fn insert(migration: &NewMigration<'_>, role: &str) -> Result<(), MigrateErr
                  RETURNING project, version, checksum)
              INSERT INTO migrate.events (project, version, event, role, checksum)
              SELECT m.project, m.version, $9, $8, m.checksum FROM m",
-            registry_change()?
+            registry_change()
         ),
         &[
             migration.project.into(),
@@ -754,7 +754,7 @@ pub fn update(migration: &NewMigration<'_>, role: &str, detail: &str) -> Result<
                  RETURNING project, version, checksum)
              INSERT INTO migrate.events (project, version, event, role, checksum, detail)
              SELECT m.project, m.version, $9, $7, m.checksum, $8 FROM m",
-            registry_change()?
+            registry_change()
         ),
         &[
             migration.project.into(),
@@ -853,12 +853,12 @@ fn insert_event(
 ) -> Result<(), MigrateError> {
     // Only a non-transactional migration has statements, and only tables that know the lane
     // hold one (see `tables_know_lanes`).
-    let (column, value) = if statement.is_some() && tables_know_lanes()? {
+    let (column, value) = if statement.is_some() && tables_know_lanes() {
         (", statement", ", $8")
     } else {
         ("", "")
     };
-    let (tenant, tenant_value) = tenant_insert(9)?;
+    let (tenant, tenant_value) = tenant_insert(9);
     Spi::run_with_args(
         &format!(
             "INSERT INTO migrate.events (project, version, event, role, checksum, detail, duration_ms{column}{tenant})
@@ -1001,8 +1001,8 @@ SELECT CASE WHEN pg_catalog.current_setting('track_counts')::pg_catalog.bool THE
    AND c.relkind OPERATOR(pg_catalog.=) 'r'";
 
 /// Whether the verbs store snapshots: `migrate.snapshots` is not off, and the tables keep them.
-fn snapshots_stored() -> Result<bool, MigrateError> {
-    Ok(gucs::snapshots() != Snapshots::Off && tables_keep_snapshots()?)
+fn snapshots_stored() -> bool {
+    gucs::snapshots() != Snapshots::Off && tables_keep_snapshots()
 }
 
 fn catalog_writes() -> Result<Option<i64>, MigrateError> {
@@ -1061,12 +1061,12 @@ const WAITING: &str = "WITH d AS (
 
 impl Recorder {
     pub fn new() -> Result<Self, MigrateError> {
-        let (tenant, d_tenant, e_tenant) = if tables_know_tenants()? {
+        let (tenant, d_tenant, e_tenant) = if tables_know_tenants() {
             (", tenant", ", d.tenant", ", e.tenant")
         } else {
             ("", "", "")
         };
-        let a_tenant = tenant_column("a")?;
+        let a_tenant = tenant_column("a");
         let types = [
             TEXT_ARRAY,
             TEXT_ARRAY,
@@ -1123,7 +1123,7 @@ impl Recorder {
     /// The stored snapshot that describes the catalog now, with the count of catalog rows
     /// written so far, if one does.
     fn described_now() -> Result<Option<Described>, MigrateError> {
-        if !snapshots_stored()? {
+        if !snapshots_stored() {
             return Ok(None);
         }
         let Some(catalog_writes) = catalog_writes()? else {
@@ -1233,7 +1233,7 @@ impl Recorder {
         else {
             return Ok(());
         };
-        if !snapshots_stored()? {
+        if !snapshots_stored() {
             return Ok(());
         }
         let catalog_writes = catalog_writes()?;
