@@ -123,6 +123,28 @@ fn full_cycle_on_the_examples() {
             "checksum is the SHA-256 of the up body"
         );
     }
+    // Durations are milliseconds to the nanosecond, and print as such: no binary tail such as
+    // 0.023645000000000003 in status() or the journal.
+    assert!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.history() WHERE duration_ms IS NOT NULL"
+        ) >= examples.len() as i64
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM migrate.history() WHERE duration_ms::text ~ '\\.[0-9]{7}'"
+        ),
+        0,
+        "{:?}",
+        client
+            .query("SELECT duration_ms::text FROM migrate.history()", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<_, Option<String>>(0))
+            .collect::<Vec<_>>()
+    );
     // One snapshot, after the last migration of the call: the catalog as it is now.
     let snapshots: Vec<(String, Option<String>, bool)> = client
         .query(

@@ -9,7 +9,7 @@ use std::time::Instant;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
-use super::execute::Executor;
+use super::execute::{Executor, milliseconds_since};
 use super::record_and_commit;
 use crate::call::Call;
 use crate::error::{ErrorParts, MigrateError};
@@ -80,7 +80,7 @@ pub fn run(
             }
         }
     }
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let duration_ms = milliseconds_since(started);
     record_and_commit(
         call,
         recorder,
