@@ -1,17 +1,18 @@
-//! Reads and writes of the extension's tables from Rust; the SQL functions `status()`,
-//! `history()` and `verify()` read them in `sql/finalize.sql`. Every function here runs inside
-//! `identity::as_owner`, under `search_path = pg_catalog, pg_temp`. Reads are read-only SPI,
-//! which uses the snapshot `lock::lock_runner` made active after the wait (or, once the call
-//! has written, a new snapshot per statement): either way a runner that waited sees what its
-//! predecessor committed.
+//! Reads and writes of the extension's tables from Rust; `status()` reads them with the query
+//! of `sql/status.sql`, the SQL functions `history()` and `verify()` in `sql/finalize.sql`.
+//! Every function here runs inside `identity::as_owner`, under `search_path = pg_catalog,
+//! pg_temp`. Reads are read-only SPI, which uses the snapshot `lock::lock_runner` made active
+//! after the wait (or, once the call has written, a new snapshot per statement): either way a
+//! runner that waited sees what its predecessor committed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::CStr;
+use std::rc::Rc;
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiHeapTupleData, SpiResult};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::error::{ErrorParts, MigrateError};
@@ -287,6 +288,45 @@ pub struct NewMigration<'a> {
     pub lane: Lane,
 }
 
+/// How a query is planned: at each run, or once per backend.
+#[derive(Clone, Copy)]
+enum Planning {
+    EachRun,
+    /// For a statement a call runs once for each migration it is given: parsing and planning
+    /// the lookup again was half of an unchanged `register()`.
+    KeptPlan,
+}
+
+/// A statement's text and the types of its arguments.
+type StatementKey = (String, Vec<pg_sys::Oid>);
+
+thread_local! {
+    /// The kept plans, by statement: a text varies only with the release of the tables, so
+    /// there are a few. The plan cache plans one again when a table it reads changes, or the
+    /// search path it was planned under (the owner's, pinned) is not the current one.
+    static KEPT_PLANS: RefCell<HashMap<StatementKey, Rc<OwnedPreparedStatement>>> =
+        RefCell::default();
+}
+
+/// The kept plan of `query` for `args`, prepared on first use.
+fn kept_plan(
+    client: &SpiClient<'_>,
+    query: &str,
+    args: &[DatumWithOid<'_>],
+) -> SpiResult<Rc<OwnedPreparedStatement>> {
+    let key = (
+        query.to_owned(),
+        args.iter().map(DatumWithOid::oid).collect::<Vec<_>>(),
+    );
+    if let Some(plan) = KEPT_PLANS.with_borrow(|plans| plans.get(&key).cloned()) {
+        return Ok(plan);
+    }
+    let types: Vec<PgOid> = key.1.iter().map(|&oid| PgOid::from(oid)).collect();
+    let plan = Rc::new(client.prepare(query, &types)?.keep());
+    KEPT_PLANS.with_borrow_mut(|plans| plans.insert(key, Rc::clone(&plan)));
+    Ok(plan)
+}
+
 /// Runs the read-only `query` and gathers one value per row. Runs as whoever calls it: the
 /// lane reads the catalog with it as the caller.
 pub fn select_rows<T, C: FromIterator<T>>(
@@ -294,11 +334,21 @@ pub fn select_rows<T, C: FromIterator<T>>(
     args: &[DatumWithOid<'_>],
     row: impl Fn(&SpiHeapTupleData<'_>) -> SpiResult<T>,
 ) -> Result<C, MigrateError> {
+    select_rows_planned(query, Planning::EachRun, args, row)
+}
+
+fn select_rows_planned<T, C: FromIterator<T>>(
+    query: &str,
+    planning: Planning,
+    args: &[DatumWithOid<'_>],
+    row: impl Fn(&SpiHeapTupleData<'_>) -> SpiResult<T>,
+) -> Result<C, MigrateError> {
     Ok(Spi::connect(|client| {
-        client
-            .select(query, None, args)?
-            .map(|tuple| row(&tuple))
-            .collect::<SpiResult<C>>()
+        let rows = match planning {
+            Planning::EachRun => client.select(query, None, args)?,
+            Planning::KeptPlan => client.select(&*kept_plan(client, query, args)?, None, args)?,
+        };
+        rows.map(|tuple| row(&tuple)).collect::<SpiResult<C>>()
     })?)
 }
 
@@ -350,8 +400,9 @@ pub fn registered_repeatable(
     name: &str,
 ) -> Result<Option<(String, String)>, MigrateError> {
     needs_lane_tables()?;
-    select_row(
+    select_row_planned(
         "SELECT r.body, r.checksum FROM migrate.repeatables r WHERE r.project = $1 AND r.name = $2",
+        Planning::KeptPlan,
         &[project.into(), name.into()],
         |row| {
             Ok((
@@ -598,9 +649,20 @@ pub fn select_row<T>(
     args: &[DatumWithOid<'_>],
     row: impl Fn(&SpiHeapTupleData<'_>) -> SpiResult<T>,
 ) -> Result<Option<T>, MigrateError> {
-    Ok(select_rows::<T, Vec<T>>(query, args, row)?
-        .into_iter()
-        .next())
+    select_row_planned(query, Planning::EachRun, args, row)
+}
+
+fn select_row_planned<T>(
+    query: &str,
+    planning: Planning,
+    args: &[DatumWithOid<'_>],
+    row: impl Fn(&SpiHeapTupleData<'_>) -> SpiResult<T>,
+) -> Result<Option<T>, MigrateError> {
+    Ok(
+        select_rows_planned::<T, Vec<T>>(query, planning, args, row)?
+            .into_iter()
+            .next(),
+    )
 }
 
 /// The applied migration of `project` with the highest version, as (version, version key).
@@ -678,8 +740,9 @@ pub fn registered(project: &str, version_key: &[u8]) -> Result<Option<Registered
         "SELECT {} FROM migrate.migrations m WHERE m.project = $1 AND m.version_key = $2",
         registered_columns()
     );
-    Ok(select_row(
+    Ok(select_row_planned(
         &query,
+        Planning::KeptPlan,
         &[project.into(), version_key.into()],
         registered_row,
     )?
