@@ -10,13 +10,11 @@
 //!   end of every body and fail it: the rollback that follows drops the first two, and the locks,
 //!   which no rollback releases, are released here.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiResult, SpiTupleTable};
-use pgrx::{PgBuiltInOids, PgOid};
+use pgrx::spi::{SpiResult, SpiTupleTable};
 
 use crate::call;
 use crate::error::MigrateError;
@@ -24,6 +22,7 @@ use crate::place::{Place, Position};
 use crate::postgres::advisory::{self, AdvisoryLock};
 use crate::postgres::{backend, hook};
 use crate::refuse;
+use crate::store;
 
 /// Installs the utility hook that refuses session statements while a body runs, once per
 /// backend (from `_PG_init`).
@@ -165,28 +164,19 @@ fn temporary_objects() -> Result<BTreeMap<(u32, u32), String>, MigrateError> {
     })?)
 }
 
-thread_local! {
-    /// The plans of the queries above, made once per backend: they run after every body.
-    static PLANS: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
-}
-
-/// Runs `query`, with one oid parameter or none, through a plan kept for the backend's life.
+/// Runs `query`, with one oid parameter or none, through a plan kept for the backend's life:
+/// the queries above run after every body.
 fn select_kept<R>(
-    query: &'static str,
+    query: &str,
     argument: Option<pg_sys::Oid>,
     read: impl FnOnce(SpiTupleTable<'_>) -> SpiResult<R>,
 ) -> SpiResult<R> {
-    let types: Vec<PgOid> = argument
-        .iter()
-        .map(|_| PgOid::BuiltIn(PgBuiltInOids::OIDOID))
-        .collect();
     let arguments: Vec<_> = argument.into_iter().map(Into::into).collect();
     Spi::connect(|client| {
-        PLANS.with_borrow_mut(|plans| {
-            if !plans.contains_key(query) {
-                plans.insert(query, client.prepare(query, &types)?.keep());
-            }
-            read(client.select(&plans[query], None, &arguments)?)
-        })
+        read(client.select(
+            &*store::kept_plan(client, query, &arguments)?,
+            None,
+            &arguments,
+        )?)
     })
 }

@@ -297,33 +297,50 @@ enum Planning {
     KeptPlan,
 }
 
-/// A statement's text and the types of its arguments.
-type StatementKey = (String, Vec<pg_sys::Oid>);
-
-thread_local! {
-    /// The kept plans, by statement: a text varies only with the release of the tables, so
-    /// there are a few. The plan cache plans one again when a table it reads changes, or the
-    /// search path it was planned under (the owner's, pinned) is not the current one.
-    static KEPT_PLANS: RefCell<HashMap<StatementKey, Rc<OwnedPreparedStatement>>> =
-        RefCell::default();
+/// A kept plan, and the types of the arguments it was prepared for.
+struct KeptPlan {
+    types: Vec<pg_sys::Oid>,
+    plan: Rc<OwnedPreparedStatement>,
 }
 
-/// The kept plan of `query` for `args`, prepared on first use.
-fn kept_plan(
+thread_local! {
+    /// The kept plans, by statement text: the lookups of registering calls and the reads of
+    /// what a body left behind (`leftovers`), which run once per migration. A text varies only
+    /// with the release of the tables, so there are a few. The plan cache plans one again when
+    /// a table it reads changes, or when the search path differs from the one it was planned
+    /// under.
+    static KEPT_PLANS: RefCell<HashMap<String, KeptPlan>> = RefCell::default();
+}
+
+/// The kept plan of `query` for `args`, prepared on first use, and again if the types of the
+/// arguments change. Found without copying the text: it is looked up once per migration.
+pub fn kept_plan(
     client: &SpiClient<'_>,
     query: &str,
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<Rc<OwnedPreparedStatement>> {
-    let key = (
-        query.to_owned(),
-        args.iter().map(DatumWithOid::oid).collect::<Vec<_>>(),
-    );
-    if let Some(plan) = KEPT_PLANS.with_borrow(|plans| plans.get(&key).cloned()) {
+    let kept = KEPT_PLANS.with_borrow(|plans| {
+        plans
+            .get(query)
+            .filter(|kept| {
+                kept.types
+                    .iter()
+                    .copied()
+                    .eq(args.iter().map(DatumWithOid::oid))
+            })
+            .map(|kept| Rc::clone(&kept.plan))
+    });
+    if let Some(plan) = kept {
         return Ok(plan);
     }
-    let types: Vec<PgOid> = key.1.iter().map(|&oid| PgOid::from(oid)).collect();
-    let plan = Rc::new(client.prepare(query, &types)?.keep());
-    KEPT_PLANS.with_borrow_mut(|plans| plans.insert(key, Rc::clone(&plan)));
+    let types: Vec<pg_sys::Oid> = args.iter().map(DatumWithOid::oid).collect();
+    let arguments: Vec<PgOid> = types.iter().map(|&oid| PgOid::from(oid)).collect();
+    let plan = Rc::new(client.prepare(query, &arguments)?.keep());
+    let kept = KeptPlan {
+        types,
+        plan: Rc::clone(&plan),
+    };
+    KEPT_PLANS.with_borrow_mut(|plans| plans.insert(query.to_owned(), kept));
     Ok(plan)
 }
 
